@@ -15,7 +15,15 @@ export type KvCacheDtype = (typeof KV_CACHE_DTYPES)[number];
 export const WEIGHT_DTYPES = ['bf16', 'fp16', 'fp8', 'int8', 'int4'] as const;
 export type WeightDtype = (typeof WEIGHT_DTYPES)[number];
 
-export const BINDING_CONSTRAINTS = ['kv-memory', 'prefill', 'queue', 'min', 'max', 'fallback', 'hold'] as const;
+export const BINDING_CONSTRAINTS = [
+  'kv-memory',
+  'prefill',
+  'queue',
+  'min',
+  'max',
+  'fallback',
+  'hold',
+] as const;
 export type BindingConstraint = (typeof BINDING_CONSTRAINTS)[number];
 
 const positiveInt = z.number().int().positive();
@@ -171,7 +179,10 @@ export type TokenScalerSpec = z.infer<typeof tokenScalerSpecSchema>;
 export type TokenScalerSpecInput = z.input<typeof tokenScalerSpecSchema>;
 
 export const objectMetaSchema = z.object({
-  name: z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'a DNS-1123 name').max(253),
+  name: z
+    .string()
+    .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'a DNS-1123 name')
+    .max(253),
   namespace: z.string().min(1).default('default'),
   generation: z.number().int().optional(),
   uid: z.string().optional(),
