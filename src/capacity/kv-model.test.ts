@@ -297,7 +297,8 @@ describe('properties', () => {
     weightsGiB: fc.double({ min: 1, max: 200, noNaN: true }),
     context: fc.integer({ min: 256, max: 131_072 }),
   });
-  const toInput = (v: fc.RecordValue<typeof inputs> extends infer T ? T : never): CapacityInput =>
+  type Drawn = typeof inputs extends fc.Arbitrary<infer T> ? T : never;
+  const toInput = (v: Drawn): CapacityInput =>
     base(v.modelId, {
       gpuMemoryGiB: findGpuPreset(v.gpuId)?.memoryGiB ?? 80,
       tensorParallel: v.tp,

@@ -56,8 +56,10 @@ const MODEL_IDS: Record<string, { id: string; aliases?: string[]; extra?: Partia
   'google/gemma-2-27b': { id: 'gemma-2-27b' },
   'google/gemma-3-27b-it': { id: 'gemma-3-27b' },
   'microsoft/Phi-3-mini-4k-instruct': { id: 'phi-3-mini-4k' },
-  'ai21labs/Jamba-v0.1': { id: 'jamba-v0.1' },
-  'Qwen/Qwen3-Next-80B-A3B-Thinking': { id: 'qwen3-next-80b-a3b' },
+  // The reference does not compute these two hybrids' parameters ("n/c"); the totals below are the
+  // published ones (Jamba: 52B total / 12B active; Qwen3-Next: 80B total / 3B active, in its name).
+  'ai21labs/Jamba-v0.1': { id: 'jamba-v0.1', extra: { parameterCount: 52e9 } },
+  'Qwen/Qwen3-Next-80B-A3B-Thinking': { id: 'qwen3-next-80b-a3b', extra: { parameterCount: 80e9 } },
 };
 
 /** Reference GPU `name` -> our id, and which memory figure applies (kv-cache-model.md section 4). */

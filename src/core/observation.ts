@@ -17,7 +17,10 @@ export interface Observation {
   observedAtSeconds: number;
   /** Pods (engine endpoints) that contributed series to this observation. */
   podsReporting: number;
-  /** Tokens held by requests in flight, projected to completion (prompt + expected output). */
+  /**
+   * Tokens of every request in flight (running and still waiting for prefill), projected to
+   * completion: prompt + expected output. This is the KV-cache demand the fleet must hold.
+   */
   inflightTokens?: number;
   /** Prompt tokens of requests that wait for prefill (no first token yet). */
   waitingTokens?: number;
@@ -40,4 +43,7 @@ export interface Observation {
   provenance: Partial<Record<ObservationSignal, SignalProvenance>>;
 }
 
-export type ObservationSignal = Exclude<keyof Observation, 'observedAtSeconds' | 'podsReporting' | 'provenance'>;
+export type ObservationSignal = Exclude<
+  keyof Observation,
+  'observedAtSeconds' | 'podsReporting' | 'provenance'
+>;
