@@ -211,6 +211,13 @@ export function decide(input: DecideInput, state: DeciderState): DecideResult {
     binding = 'hold';
   }
 
+  // Holds never override the user's bounds (maxReplicas may just have been lowered).
+  if (desired > policy.maxReplicas) {
+    reason = `max: maxReplicas ${policy.maxReplicas} overrides the hold (${reason})`;
+    desired = policy.maxReplicas;
+    binding = 'max';
+  }
+
   const decision: Decision = { ...base, desiredReplicas: desired, bindingConstraint: binding, reason, terms };
   return {
     decision,
