@@ -201,3 +201,13 @@ export const tokenScalerSchema = z.object({
 });
 
 export type TokenScaler = z.infer<typeof tokenScalerSchema>;
+
+/** One TokenScaler as the reconcile loop sees it, from a YAML file (standalone) or the Kubernetes API. */
+export interface ScalerDefinition {
+  namespace: string;
+  name: string;
+  spec: TokenScalerSpec;
+  /** metadata.generation (Kubernetes) or a content hash (files): a change means the spec changed. */
+  generation: number | string;
+  uid?: string;
+}

@@ -1,21 +1,13 @@
-import type { TokenScalerSpec } from '../config/tokenscaler-spec.ts';
+import type { ScalerDefinition } from '../config/tokenscaler-spec.ts';
 import type { Observation } from '../core/observation.ts';
 import type { ScalerState } from './scaler-state.ts';
+
+export type { ScalerDefinition };
 
 /**
  * The narrow interfaces the reconcile loop owns. Real adapters (sources/, kube/, api/, telemetry/) are
  * built in src/main.ts and passed in; tests pass in-memory fakes.
  */
-
-/** One TokenScaler as the loop sees it, from a YAML file (standalone) or the Kubernetes API. */
-export interface ScalerDefinition {
-  namespace: string;
-  name: string;
-  spec: TokenScalerSpec;
-  /** metadata.generation (Kubernetes) or a content hash (files): a change means the spec changed. */
-  generation: number | string;
-  uid?: string;
-}
 
 /** Collects one observation for a scaler. Rejects with a coded error when it cannot; never returns zeros for missing data. */
 export interface ObservationSource {

@@ -18,7 +18,11 @@ const spec = (overrides: Partial<TokenScalerSpecInput> = {}) =>
     ...overrides,
   });
 
-const definition = (name: string, overrides: Partial<TokenScalerSpecInput> = {}, generation = 1): ScalerDefinition => ({
+const definition = (
+  name: string,
+  overrides: Partial<TokenScalerSpecInput> = {},
+  generation = 1,
+): ScalerDefinition => ({
   namespace: 'inference',
   name,
   spec: spec(overrides),
@@ -101,7 +105,9 @@ describe('Reconciler', () => {
   });
 
   it('prefers the engine-reported capacity and reports the drift from the model', async () => {
-    const h = harness({ a: async (now) => observation(now, 900_000, { engineKvCapacityTokensPerReplica: 400_000 }) });
+    const h = harness({
+      a: async (now) => observation(now, 900_000, { engineKvCapacityTokensPerReplica: 400_000 }),
+    });
     await h.reconciler.setScalers([definition('a')]);
     await h.reconciler.tick();
     const state = h.reconciler.get('inference', 'a');
@@ -139,7 +145,9 @@ describe('Reconciler', () => {
         d.name === 'slow'
           ? {
               observe: (_now, signal) =>
-                new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true })),
+                new Promise((_, reject) =>
+                  signal.addEventListener('abort', () => reject(signal.reason), { once: true }),
+                ),
             }
           : { observe: async (now) => observation(now, 10_000) },
       replicas: { read: async () => undefined },

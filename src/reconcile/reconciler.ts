@@ -42,7 +42,8 @@ export class Reconciler {
   #lastTickAtMs: number | undefined;
 
   constructor(options: ReconcilerOptions) {
-    if (!(options.tickSeconds > 0)) throw new TokenscalerError('INVALID_TICK', `tickSeconds must be > 0, got ${options.tickSeconds}`);
+    if (!(options.tickSeconds > 0))
+      throw new TokenscalerError('INVALID_TICK', `tickSeconds must be > 0, got ${options.tickSeconds}`);
     this.#options = options;
   }
 
@@ -61,7 +62,10 @@ export class Reconciler {
         try {
           await listener.onScalerRemoved?.(entry.state.scaler.namespace, entry.state.scaler.name);
         } catch (error) {
-          this.#options.logger.warn('listener failed on scaler removal', { scaler: key, error: describe(error) });
+          this.#options.logger.warn('listener failed on scaler removal', {
+            scaler: key,
+            error: describe(error),
+          });
         }
       }
     }
@@ -171,7 +175,11 @@ export class Reconciler {
       ...(engineTokens !== undefined && model !== undefined && model.tokensPerReplica > 0
         ? { capacityDriftRatio: engineTokens / model.tokensPerReplica - 1 }
         : {}),
-      ...(observation !== undefined ? { observation } : entry.state.observation !== undefined ? { observation: entry.state.observation } : {}),
+      ...(observation !== undefined
+        ? { observation }
+        : entry.state.observation !== undefined
+          ? { observation: entry.state.observation }
+          : {}),
       replicas: inferred,
       decision,
       deciderState: nextState,
@@ -212,7 +220,11 @@ function capacityFieldsOf(state: ScalerState): Pick<ScalerState, 'capacity' | 'c
   };
 }
 
-function inferReplicas(state: ScalerState, observation: Observation | undefined, minReplicas: number): ReplicaCounts {
+function inferReplicas(
+  state: ScalerState,
+  observation: Observation | undefined,
+  minReplicas: number,
+): ReplicaCounts {
   const current = state.decision?.desiredReplicas ?? Math.max(minReplicas, observation?.podsReporting ?? 0);
   const ready = observation?.podsReporting ?? state.replicas?.ready ?? current;
   return { current, ready };
@@ -220,7 +232,8 @@ function inferReplicas(state: ScalerState, observation: Observation | undefined,
 
 function errorFields(error: unknown): { code: string; message: string } {
   if (error instanceof TokenscalerError) return { code: error.code, message: error.message };
-  if (error instanceof Error && error.name === 'TimeoutError') return { code: 'DEADLINE_EXCEEDED', message: error.message };
+  if (error instanceof Error && error.name === 'TimeoutError')
+    return { code: 'DEADLINE_EXCEEDED', message: error.message };
   return { code: 'INTERNAL', message: describe(error) };
 }
 
