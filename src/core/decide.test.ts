@@ -277,7 +277,14 @@ describe('decide: missing data, fallback, restart', () => {
   it('never holds above maxReplicas', () => {
     run(
       [
-        { at: 0, inflight: 10_000, current: 6, want: 4, bound: 'max', note: 'first window hold capped by a lowered max' },
+        {
+          at: 0,
+          inflight: 10_000,
+          current: 6,
+          want: 4,
+          bound: 'max',
+          note: 'first window hold capped by a lowered max',
+        },
       ],
       { maxReplicas: 4 },
     );

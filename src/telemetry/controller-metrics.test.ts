@@ -63,14 +63,22 @@ describe('ControllerMetrics', () => {
     expect(await value(registry, 'tokenscaler_desired_replicas', a)).toBe(2);
     expect(await value(registry, 'tokenscaler_demand_tokens', a)).toBe(600_000);
     expect(await value(registry, 'tokenscaler_tokens_per_replica', { ...a, source: 'engine' })).toBe(400_000);
-    expect(await value(registry, 'tokenscaler_binding_constraint', { ...a, constraint: 'kv-memory' })).toBe(1);
+    expect(await value(registry, 'tokenscaler_binding_constraint', { ...a, constraint: 'kv-memory' })).toBe(
+      1,
+    );
     expect(await value(registry, 'tokenscaler_binding_constraint', { ...a, constraint: 'queue' })).toBe(0);
-    expect(await value(registry, 'tokenscaler_request_tokens', { ...a, direction: 'input', quantile: '0.95' })).toBe(7_000);
+    expect(
+      await value(registry, 'tokenscaler_request_tokens', { ...a, direction: 'input', quantile: '0.95' }),
+    ).toBe(7_000);
     expect(await value(registry, 'tokenscaler_input_output_ratio', a)).toBe(3);
-    expect(await value(registry, 'tokenscaler_source_errors_total', { ...a, code: 'SCRAPE_TIMEOUT' })).toBe(1);
+    expect(await value(registry, 'tokenscaler_source_errors_total', { ...a, code: 'SCRAPE_TIMEOUT' })).toBe(
+      1,
+    );
     expect(await value(registry, 'tokenscaler_scalers', {})).toBe(2);
     // A percentile that is not measured has no series (never a zero).
-    expect(await value(registry, 'tokenscaler_request_tokens', { ...a, direction: 'output', quantile: '0.95' })).toBeUndefined();
+    expect(
+      await value(registry, 'tokenscaler_request_tokens', { ...a, direction: 'output', quantile: '0.95' }),
+    ).toBeUndefined();
 
     metrics.onScalerRemoved('inference', 'a');
     const text = await registry.metrics();
@@ -85,7 +93,9 @@ describe('ControllerMetrics', () => {
     metrics.onDecision(state('a'));
     metrics.onDecision(state('a', { capacitySource: 'model', tokensPerReplica: 446_368 }));
     const text = await registry.metrics();
-    expect(text).toMatch(/tokenscaler_tokens_per_replica\{namespace="inference",name="a",source="model"\} 446368/);
+    expect(text).toMatch(
+      /tokenscaler_tokens_per_replica\{namespace="inference",name="a",source="model"\} 446368/,
+    );
     expect(text).not.toMatch(/source="engine"/);
   });
 });

@@ -27,17 +27,32 @@ export class ControllerMetrics implements DecisionListener {
   readonly #tickDuration: Histogram<'namespace' | 'name'>;
   readonly #errors: Counter<'namespace' | 'name' | 'code'>;
   readonly #scalers: Gauge;
-  readonly #known = new Map<string, { namespace: string; name: string; errorCodes: Set<string>; sources: Set<string> }>();
+  readonly #known = new Map<
+    string,
+    { namespace: string; name: string; errorCodes: Set<string>; sources: Set<string> }
+  >();
 
   constructor(registry: Registry) {
     const registers = [registry];
     const perScaler = ['namespace', 'name'] as const;
     const gauge = (name: string, help: string) => new Gauge({ name, help, labelNames: perScaler, registers });
     this.#desired = gauge('tokenscaler_desired_replicas', 'Replicas the latest decision asks for.');
-    this.#current = gauge('tokenscaler_current_replicas', 'Replicas the scale target runs (ready or starting).');
-    this.#ready = gauge('tokenscaler_ready_replicas', 'Ready replicas of the scale target (or pods reporting metrics, standalone).');
-    this.#demand = gauge('tokenscaler_demand_tokens', 'Windowed percentile of in-flight token demand used by the decision.');
-    this.#inflight = gauge('tokenscaler_inflight_tokens', 'Tokens in flight (running and waiting requests, projected to completion).');
+    this.#current = gauge(
+      'tokenscaler_current_replicas',
+      'Replicas the scale target runs (ready or starting).',
+    );
+    this.#ready = gauge(
+      'tokenscaler_ready_replicas',
+      'Ready replicas of the scale target (or pods reporting metrics, standalone).',
+    );
+    this.#demand = gauge(
+      'tokenscaler_demand_tokens',
+      'Windowed percentile of in-flight token demand used by the decision.',
+    );
+    this.#inflight = gauge(
+      'tokenscaler_inflight_tokens',
+      'Tokens in flight (running and waiting requests, projected to completion).',
+    );
     this.#waiting = gauge('tokenscaler_waiting_tokens', 'Prompt tokens waiting for prefill.');
     this.#capacity = new Gauge({
       name: 'tokenscaler_tokens_per_replica',
@@ -45,7 +60,10 @@ export class ControllerMetrics implements DecisionListener {
       labelNames: ['namespace', 'name', 'source'],
       registers,
     });
-    this.#modelCapacity = gauge('tokenscaler_model_tokens_per_replica', 'KV tokens per replica from the capacity model.');
+    this.#modelCapacity = gauge(
+      'tokenscaler_model_tokens_per_replica',
+      'KV tokens per replica from the capacity model.',
+    );
     this.#drift = gauge('tokenscaler_capacity_drift_ratio', 'Engine-reported capacity / model capacity - 1.');
     this.#binding = new Gauge({
       name: 'tokenscaler_binding_constraint',
@@ -59,10 +77,19 @@ export class ControllerMetrics implements DecisionListener {
       labelNames: ['namespace', 'name', 'direction', 'quantile'],
       registers,
     });
-    this.#ratio = gauge('tokenscaler_input_output_ratio', 'Prompt tokens per generated token (rate over the window).');
+    this.#ratio = gauge(
+      'tokenscaler_input_output_ratio',
+      'Prompt tokens per generated token (rate over the window).',
+    );
     this.#available = gauge('tokenscaler_metrics_available', '1 when the latest tick had token metrics.');
-    this.#fallback = gauge('tokenscaler_fallback_active', '1 while the fallback applies (metrics missing too long).');
-    this.#fits = gauge('tokenscaler_fits', '1 when the P95 request fits one replica, 0 when not (absent when unknown).');
+    this.#fallback = gauge(
+      'tokenscaler_fallback_active',
+      '1 while the fallback applies (metrics missing too long).',
+    );
+    this.#fits = gauge(
+      'tokenscaler_fits',
+      '1 when the P95 request fits one replica, 0 when not (absent when unknown).',
+    );
     this.#tickDuration = new Histogram({
       name: 'tokenscaler_decision_duration_seconds',
       help: 'Time to observe and decide for one scaler.',
@@ -76,14 +103,23 @@ export class ControllerMetrics implements DecisionListener {
       labelNames: ['namespace', 'name', 'code'],
       registers,
     });
-    this.#scalers = new Gauge({ name: 'tokenscaler_scalers', help: 'TokenScalers the controller reconciles.', registers });
+    this.#scalers = new Gauge({
+      name: 'tokenscaler_scalers',
+      help: 'TokenScalers the controller reconciles.',
+      registers,
+    });
   }
 
   onDecision(state: ScalerState): void {
     const { namespace, name } = state.scaler;
     const labels = { namespace, name };
     const key = `${namespace}/${name}`;
-    const known = this.#known.get(key) ?? { namespace, name, errorCodes: new Set<string>(), sources: new Set<string>() };
+    const known = this.#known.get(key) ?? {
+      namespace,
+      name,
+      errorCodes: new Set<string>(),
+      sources: new Set<string>(),
+    };
     this.#known.set(key, known);
     this.#scalers.set(this.#known.size);
 
@@ -130,8 +166,12 @@ export class ControllerMetrics implements DecisionListener {
     }
     const prompt = obs?.promptTokensPerSecond;
     const generated = obs?.generationTokensPerSecond;
-    set(this.#ratio, prompt !== undefined && generated !== undefined && generated > 0 ? prompt / generated : undefined);
-    if (state.lastTickDurationSeconds !== undefined) this.#tickDuration.observe(labels, state.lastTickDurationSeconds);
+    set(
+      this.#ratio,
+      prompt !== undefined && generated !== undefined && generated > 0 ? prompt / generated : undefined,
+    );
+    if (state.lastTickDurationSeconds !== undefined)
+      this.#tickDuration.observe(labels, state.lastTickDurationSeconds);
     if (state.lastError !== undefined && state.lastError.atSeconds === d?.decidedAtSeconds) {
       known.errorCodes.add(state.lastError.code);
       this.#errors.inc({ ...labels, code: state.lastError.code });
@@ -161,7 +201,8 @@ export class ControllerMetrics implements DecisionListener {
     for (const constraint of BINDING_CONSTRAINTS) this.#binding.remove({ ...labels, constraint });
     for (const source of known?.sources ?? []) this.#capacity.remove({ ...labels, source });
     for (const direction of ['input', 'output']) {
-      for (const quantile of ['0.5', '0.95', '0.99']) this.#requestTokens.remove({ ...labels, direction, quantile });
+      for (const quantile of ['0.5', '0.95', '0.99'])
+        this.#requestTokens.remove({ ...labels, direction, quantile });
     }
     for (const code of known?.errorCodes ?? []) this.#errors.remove({ ...labels, code });
     this.#tickDuration.remove(labels);

