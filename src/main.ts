@@ -8,10 +8,12 @@ import { fileURLToPath } from 'node:url';
 import type { CommandHandler, CommandIo } from './cli/command.ts';
 import { EXIT_USAGE } from './cli/command.ts';
 import { runKv } from './cli/kv.ts';
+import { runObserve } from './cli/observe.ts';
 import { TokenscalerError } from './errors.ts';
 
 const COMMANDS: Record<string, { handler: CommandHandler; summary: string }> = {
   kv: { handler: runKv, summary: 'KV-cache capacity what-if for a model on GPUs' },
+  observe: { handler: runObserve, summary: 'one observation of token demand from engine metrics or Prometheus' },
 };
 
 export function usage(): string {
