@@ -7,7 +7,6 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { CommandHandler, CommandIo } from './cli/command.ts';
 import { EXIT_USAGE } from './cli/command.ts';
-import { runController } from './cli/controller.ts';
 import { runKv } from './cli/kv.ts';
 import { runObserve } from './cli/observe.ts';
 import { TokenscalerError } from './errors.ts';
@@ -15,7 +14,6 @@ import { TokenscalerError } from './errors.ts';
 const COMMANDS: Record<string, { handler: CommandHandler; summary: string }> = {
   kv: { handler: runKv, summary: 'KV-cache capacity what-if for a model on GPUs' },
   observe: { handler: runObserve, summary: 'token demand from engine metrics or Prometheus, once' },
-  controller: { handler: runController, summary: 'run the autoscaler: reconcile loop and metrics APIs' },
 };
 
 export function usage(): string {
