@@ -4,9 +4,12 @@
  * handlers and picks the subcommand. Each subcommand lives in src/cli/<name>.ts.
  */
 import { realpathSync } from 'node:fs';
+import { text } from 'node:stream/consumers';
 import { fileURLToPath } from 'node:url';
 import type { CommandHandler, CommandIo } from './cli/command.ts';
 import { EXIT_USAGE } from './cli/command.ts';
+import { createCountCommand } from './cli/count.ts';
+import { runGateway } from './cli/gateway.ts';
 import { runKv } from './cli/kv.ts';
 import { runObserve } from './cli/observe.ts';
 import { TokenscalerError } from './errors.ts';
@@ -14,6 +17,14 @@ import { TokenscalerError } from './errors.ts';
 const COMMANDS: Record<string, { handler: CommandHandler; summary: string }> = {
   kv: { handler: runKv, summary: 'KV-cache capacity what-if for a model on GPUs' },
   observe: { handler: runObserve, summary: 'token demand from engine metrics or Prometheus, once' },
+  gateway: {
+    handler: runGateway,
+    summary: 'token-metering proxy for an OpenAI-compatible server, with its own /metrics',
+  },
+  count: {
+    handler: createCountCommand(() => text(process.stdin)),
+    summary: 'tokens of a text or a chat request, by component, with findings',
+  },
 };
 
 export function usage(): string {
