@@ -494,6 +494,66 @@ describe('certificate and CA reload', () => {
   });
 });
 
+describe('front-proxy certificates signed by an intermediate CA', () => {
+  let intermediate: IssuedCertificate;
+  let leafWithChain: IssuedCertificate;
+
+  beforeAll(async () => {
+    intermediate = await pki.issue(certs.frontProxyCa, {
+      name: 'front-proxy-intermediate',
+      commonName: 'front-proxy-intermediate',
+      usage: 'none',
+      ca: true,
+    });
+    const leaf = await pki.issue(intermediate, {
+      name: 'front-proxy-via-intermediate',
+      commonName: 'front-proxy-client',
+      usage: 'client',
+    });
+    // The client sends its chain, as kube-apiserver does with a bundled --proxy-client-cert-file.
+    leafWithChain = { ...leaf, certPem: `${leaf.certPem}${intermediate.certPem}` };
+  });
+
+  async function withServer(tls: Partial<typeof files>, check: (target: RunningApiServer) => Promise<void>) {
+    const target = await startApiServer(
+      options({ tls: { certFile: files.certFile, keyFile: files.keyFile, ...tls } }),
+      {
+        store,
+        logger,
+      },
+    );
+    try {
+      await check(target);
+    } finally {
+      await target.close();
+    }
+  }
+
+  it('are told apart from client-CA certificates when the CA file bundles the intermediate with its root', async () => {
+    const bundle = pki.path('front-proxy-bundle.crt');
+    await writeFile(bundle, `${certs.frontProxyCa.certPem}${intermediate.certPem}`);
+    await withServer(
+      { requestHeaderCaFile: bundle, clientCaFile: certs.clientCa.certPath },
+      async (target) => {
+        expect((await call(target, EXTERNAL, { cert: leafWithChain, headers: AGGREGATOR })).status).toBe(200);
+        expect((await call(target, EXTERNAL, { cert: certs.alice })).status).toBe(200);
+      },
+    );
+  });
+
+  it('are accepted through the presented intermediate when the CA file holds the root', async () => {
+    await withServer({ requestHeaderCaFile: certs.frontProxyCa.certPath }, async (target) => {
+      expect((await call(target, EXTERNAL, { cert: leafWithChain, headers: AGGREGATOR })).status).toBe(200);
+      // The same leaf without its intermediate cannot be verified.
+      const bare = {
+        ...leafWithChain,
+        certPem: leafWithChain.certPem.slice(0, leafWithChain.certPem.indexOf(intermediate.certPem)),
+      };
+      expect((await call(target, EXTERNAL, { cert: bare, headers: AGGREGATOR })).status).toBe(401);
+    });
+  });
+});
+
 describe('lifecycle', () => {
   it('refuses to start on a port in use, with a coded error', async () => {
     await expect(startApiServer(options({ port: server.port }), { store, logger })).rejects.toMatchObject({

@@ -216,16 +216,42 @@ describe('classifyPeer', () => {
       },
     ],
     [
-      'a certificate from neither CA',
-      () => peer(certs.rogueCa),
+      'a verified certificate with no visible path while both CA files are set',
+      () => peer(certs.viaIntermediate),
       [],
       {
         kind: 'rejected',
-        message: 'the client certificate is not signed by a trusted CA',
+        message:
+          'the client certificate is signed by an intermediate CA that is in neither CA file; add the intermediate to --requestheader-client-ca-file or --client-ca-file',
       },
     ],
   ])('%s', (_name, makePeer, allowedNames, expected) => {
     expect(classifyPeer(makePeer(), settings(allowedNames))).toEqual(expected);
+  });
+
+  it('with one CA file, a verified leaf whose intermediate Node did not expose belongs to that file', () => {
+    const onlyFrontProxy = { requestHeader: settings().requestHeader } as AuthenticationSettings;
+    const onlyClient = { clientCa: TrustAnchors.fromPem(certs.frontProxyCa.certPem, 'client') };
+    expect(classifyPeer(peer(certs.viaIntermediate), onlyFrontProxy)).toEqual({
+      kind: 'front-proxy',
+      commonName: 'front-proxy-client',
+    });
+    expect(classifyPeer(peer(certs.viaIntermediate), onlyClient)).toMatchObject({ kind: 'client' });
+    // Not a way around OpenSSL: an unverified certificate stays rejected.
+    expect(classifyPeer(peer(certs.viaIntermediate, { authorized: false }), onlyFrontProxy).kind).toBe(
+      'rejected',
+    );
+  });
+
+  it('an intermediate in the CA file is an anchor of its own', () => {
+    const withIntermediate: AuthenticationSettings = {
+      requestHeader: {
+        anchors: TrustAnchors.fromPem(certs.intermediate.certPem, 'front-proxy'),
+        config: DEFAULT_REQUEST_HEADER_CONFIG,
+      },
+      clientCa: TrustAnchors.fromPem(certs.clientCa.certPem, 'client'),
+    };
+    expect(classifyPeer(peer(certs.viaIntermediate), withIntermediate).kind).toBe('front-proxy');
   });
 
   it('a certificate without the extended key usage extension is accepted, as Go accepts it', () => {

@@ -94,7 +94,8 @@ export class TrustAnchors {
    * True when `chain` (leaf first, then what the peer presented) leads to one of these anchors:
    * each step must be issued by, and carry a signature that verifies with the key of, the next.
    * OpenSSL has already verified the chain against the union of all trusted CAs (dates, CA flags,
-   * purpose); this tells which of the CA sets it chains to.
+   * purpose); this tells which of the CA sets it chains to. Every certificate of the bundle is an
+   * anchor, intermediates included, as in Go's CertPool.
    */
   issued(chain: readonly X509Certificate[]): boolean {
     const [leaf, ...presented] = chain;
@@ -202,14 +203,30 @@ export function classifyPeer(peer: PeerCertificates, settings: AuthenticationSet
   }
   const commonName = peer.commonName ?? '';
   const requestHeader = settings.requestHeader;
+  let viaRequestHeader = requestHeader?.anchors.issued(peer.chain) ?? false;
+  let viaClientCa = settings.clientCa?.issued(peer.chain) ?? false;
+  if (!viaRequestHeader && !viaClientCa) {
+    // OpenSSL verified the chain against the union of the CA files, but no path is visible: the
+    // leaf was signed by an intermediate the client sent, and Node does not always hand a server
+    // the peer's intermediates (nodejs/node#65579). With one CA file the path must end there.
+    if (requestHeader !== undefined && settings.clientCa === undefined) viaRequestHeader = true;
+    else if (requestHeader === undefined && settings.clientCa !== undefined) viaClientCa = true;
+    else {
+      return {
+        kind: 'rejected',
+        message:
+          'the client certificate is signed by an intermediate CA that is in neither CA file; add the intermediate to --requestheader-client-ca-file or --client-ca-file',
+      };
+    }
+  }
   // Authenticators in kube-apiserver's order: front proxy first, then x509 against the client CA.
   let rejection = 'the client certificate is not signed by a trusted CA';
-  if (requestHeader?.anchors.issued(peer.chain)) {
+  if (viaRequestHeader && requestHeader !== undefined) {
     const allowed = requestHeader.config.allowedNames;
     if (allowed.length === 0 || allowed.includes(commonName)) return { kind: 'front-proxy', commonName };
     rejection = `the front-proxy client certificate CN "${commonName}" is not one of --requestheader-allowed-names (${allowed.join(', ')})`;
   }
-  if (settings.clientCa?.issued(peer.chain)) {
+  if (viaClientCa) {
     if (commonName === '')
       return { kind: 'rejected', message: 'the client certificate has no common name (CN)' };
     return { kind: 'client', commonName, organizations: peer.organizations };

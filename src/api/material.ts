@@ -148,6 +148,10 @@ export function prepareMaterial(
   const ca = [material.requestHeaderCaPem, material.clientCaPem].filter(
     (pem): pem is string => pem !== undefined,
   );
+  // OpenSSL needs each chain to end at a self-signed root in these files (an intermediate-only
+  // bundle fails; Node's TLS server does not pass allowPartialTrustChain through). Intermediates
+  // may sit in a file next to their root, which also lets auth.ts tell the files apart when Node
+  // does not expose the intermediates a client sent.
   const secureContext: SecureContextOptions = { cert: material.certPem, key: material.keyPem, ca };
   try {
     // Builds an OpenSSL context exactly as the server will: fails on a key that does not match.

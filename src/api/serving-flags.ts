@@ -42,6 +42,7 @@ export const SERVING_FLAGS_HELP = `serving (names as kube-apiserver's):
   --requestheader-group-headers H       (default X-Remote-Group)
   --requestheader-extra-headers-prefix P  (default X-Remote-Extra-)
   --client-ca-file PATH                 CA of direct clients (e.g. kubectl); they authenticate as their CN
+                                        (CA files hold a root; add intermediates next to it when both CA files are set)
   --insecure-serving                    plain HTTP without authentication, for a local demo only
 `;
 
