@@ -34,11 +34,13 @@ let server: Server;
 let base: string;
 let readiness: Readiness = { ready: false, reason: 'no decisions yet' };
 const logged: Array<{ message: string; fields?: Record<string, unknown> }> = [];
+const warned: Array<{ message: string; fields?: Record<string, unknown> }> = [];
+let clockMs = 1_000_000;
 const registry = new Registry();
 
 const logger: ApiLogger = {
   info: () => {},
-  warn: () => {},
+  warn: (message, fields) => warned.push({ message, ...(fields === undefined ? {} : { fields }) }),
   error: (message, fields) => logged.push({ message, ...(fields === undefined ? {} : { fields }) }),
 };
 
@@ -69,6 +71,7 @@ beforeAll(async () => {
     readiness: () => readiness,
     logger,
     metrics: createApiMetrics(registry),
+    nowMs: () => clockMs,
   });
   server = app.listen(0, '127.0.0.1');
   await new Promise<void>((resolve) => server.once('listening', () => resolve()));
@@ -131,6 +134,22 @@ describe('authentication and authorization', () => {
         code: 401,
       });
     }
+  });
+
+  it('logs each rejection reason once a minute, not once a request', async () => {
+    warned.length = 0;
+    clockMs += 120_000;
+    await get('/apis');
+    await get('/apis');
+    await get('/apis', 'unknown-identity');
+    expect(warned).toHaveLength(1);
+    expect(warned[0]).toMatchObject({
+      message: 'metrics API request rejected (401)',
+      fields: { reason: 'no client certificate was presented', path: '/apis' },
+    });
+    clockMs += 61_000;
+    await get('/apis');
+    expect(warned).toHaveLength(2);
   });
 
   it('answers 403 in kube-apiserver wording to an anonymous user', async () => {

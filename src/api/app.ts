@@ -48,7 +48,13 @@ export interface ApiAppDeps {
   metrics?: ApiMetrics;
   /** True while the server drains: responses ask clients to close their connection. */
   isDraining?: () => boolean;
+  /** Clock for rate-limiting rejection logs; Unix milliseconds. */
+  nowMs?: () => number;
 }
+
+/** One log line per distinct rejection reason per interval: enough to debug, never a flood. */
+const REJECTION_LOG_INTERVAL_MS = 60_000;
+const REJECTION_LOG_KEYS = 256;
 
 interface Locals {
   user?: UserInfo;
@@ -67,6 +73,21 @@ export function createApiApp(deps: ApiAppDeps): Express {
   // Query strings are read with URLSearchParams (decodes `+` as a space, as the aggregator encodes).
   app.set('query parser', false);
   const requestHeader = deps.requestHeader ?? DEFAULT_REQUEST_HEADER_CONFIG;
+  const nowMs = deps.nowMs ?? Date.now;
+  // A misconfigured APIService shows up here first ("FailedDiscoveryCheck" on the cluster side).
+  const lastRejectionLogMs = new Map<string, number>();
+  const logRejection = (reason: string, path: string) => {
+    const now = nowMs();
+    const last = lastRejectionLogMs.get(reason);
+    if (last !== undefined && now - last < REJECTION_LOG_INTERVAL_MS) return;
+    if (last === undefined && lastRejectionLogMs.size >= REJECTION_LOG_KEYS) lastRejectionLogMs.clear();
+    lastRejectionLogMs.set(reason, now);
+    deps.logger.warn('metrics API request rejected (401)', {
+      reason,
+      path,
+      repeatsSuppressedForSeconds: REJECTION_LOG_INTERVAL_MS / 1000,
+    });
+  };
   const externalDiscoveryBody = JSON.stringify(externalDiscovery());
   const customDiscoveryBody = JSON.stringify(customDiscovery());
   const groupListBody = JSON.stringify(apiGroupList());
@@ -104,6 +125,7 @@ export function createApiApp(deps: ApiAppDeps): Express {
     stripIdentityHeaders(request.headers, requestHeader);
     if (!result.ok) {
       setRoute(response, 'unauthenticated');
+      logRejection(result.message, request.path);
       sendStatus(response, 401, `Unauthorized: ${result.message}`);
       return;
     }

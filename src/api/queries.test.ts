@@ -1,8 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { decision, sampleStore } from '../../test/api-fixtures.ts';
 import { InMemoryDecisionStore } from './decision-store.ts';
-import { apiGroupList, customDiscovery, externalDiscovery, formatTimestamp } from './payloads.ts';
-import { queryCustomMetric, queryExternalMetric, queryKeda } from './queries.ts';
+import { parseLabelSelector, selectorMatches } from './label-selector.ts';
+import {
+  apiGroupList,
+  customDiscovery,
+  externalDiscovery,
+  formatTimestamp,
+  scalerLabels,
+} from './payloads.ts';
+import { queryCustomMetric, queryExternalMetric, queryKeda, selectScalers } from './queries.ts';
 import { ApiStatusError } from './status.ts';
 
 const NAME = 'tokenscaler.dev/name';
@@ -290,5 +297,44 @@ describe('queryKeda', () => {
     ['new', 503],
   ])('%s -> %d', (name, code) => {
     expect(statusOf(() => queryKeda(store, 'inference', name)).code).toBe(code);
+  });
+});
+
+describe('selectScalers', () => {
+  const store = sampleStore();
+  const fullScan = (selector: string) =>
+    store
+      .list('inference')
+      .filter((scaler) => selectorMatches(parseLabelSelector(selector), scalerLabels(scaler)))
+      .map((scaler) => scaler.name);
+
+  it.each([
+    `${NAME}=llama-70b`,
+    `${NAME}==llama-8b`,
+    `${NAME} in (new,llama-70b,gone)`,
+    `${NAME} in (llama-70b),${NAME}!=llama-70b`,
+    `${NAME}!=new`,
+    `!${NAME}`,
+    '',
+  ])('%j selects what a full scan selects', (selector) => {
+    expect(selectScalers(store, 'inference', parseLabelSelector(selector)).map((s) => s.name)).toEqual(
+      fullScan(selector),
+    );
+  });
+
+  it('looks a pinned name up instead of scanning the namespace', () => {
+    let listed = 0;
+    const counting = {
+      get: store.get.bind(store),
+      list: (namespace?: string) => {
+        listed += 1;
+        return store.list(namespace);
+      },
+      synced: () => true,
+    };
+    selectScalers(counting, 'inference', parseLabelSelector(`${NAME}=llama-70b`));
+    expect(listed).toBe(0);
+    selectScalers(counting, 'inference', parseLabelSelector(`${NAME}!=llama-70b`));
+    expect(listed).toBe(1);
   });
 });

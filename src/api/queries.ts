@@ -15,6 +15,7 @@ import {
   CUSTOM_GROUP,
   EXTERNAL_GROUP,
   findServedMetric,
+  SCALER_NAME_LABEL,
   SCALER_RESOURCE,
   servedMetricNames,
 } from './catalog.ts';
@@ -107,6 +108,31 @@ function namesOf(scalers: readonly PublishedScaler[]): string {
 }
 
 /**
+ * The scalers of a namespace whose labels match. An HPA pins its scaler with
+ * `tokenscaler.dev/name=<name>` (or `in (...)`): those are looked up by name, so a request costs
+ * the same with 1 or 1,000 scalers in the namespace; other selectors scan the namespace.
+ */
+export function selectScalers(
+  store: DecisionStore,
+  namespace: string,
+  selector: LabelSelector,
+): readonly PublishedScaler[] {
+  const byName = selector.requirements.find(
+    (requirement) =>
+      requirement.key === SCALER_NAME_LABEL &&
+      (requirement.operator === '=' || requirement.operator === '==' || requirement.operator === 'in'),
+  );
+  const candidates =
+    byName === undefined
+      ? store.list(namespace)
+      : // Values are sorted, so the result keeps the store's order by name.
+        byName.values
+          .map((name) => store.get(namespace, name))
+          .filter((scaler): scaler is PublishedScaler => scaler !== undefined);
+  return candidates.filter((scaler) => selectorMatches(selector, scalerLabels(scaler)));
+}
+
+/**
  * `GET /apis/external.metrics.k8s.io/v1beta1/namespaces/{ns}/{metric}?labelSelector=...`.
  * All scalers of the namespace whose labels (`tokenscaler.dev/name`) match the selector; the HPA
  * sums the items, so an HPA should select exactly one scaler.
@@ -119,12 +145,11 @@ export function queryExternalMetric(
 ): ExternalMetricValueList {
   const metric = requireMetric(metricName, EXTERNAL_GROUP, `namespaces/${namespace}`);
   const selector = parseSelectorParam(labelSelector, 'labelSelector');
-  const inNamespace = store.list(namespace);
-  const matched = inNamespace.filter((scaler) => selectorMatches(selector, scalerLabels(scaler)));
+  const matched = selectScalers(store, namespace, selector);
   if (matched.length === 0) {
     throw new ApiStatusError(
       404,
-      `the server could not find the metric ${metric.name} for namespaces/${namespace} with selector "${formatLabelSelector(selector)}": no TokenScaler matches (${namesOf(inNamespace)})`,
+      `the server could not find the metric ${metric.name} for namespaces/${namespace} with selector "${formatLabelSelector(selector)}": no TokenScaler matches (${namesOf(store.list(namespace))})`,
       { name: metric.name, group: EXTERNAL_GROUP },
     );
   }
@@ -160,7 +185,7 @@ export function queryCustomMetric(
   let scalers: readonly PublishedScaler[];
   if (name === '*') {
     const selector = parseSelectorParam(request.labelSelector, 'labelSelector');
-    scalers = store.list(namespace).filter((scaler) => selectorMatches(selector, scalerLabels(scaler)));
+    scalers = selectScalers(store, namespace, selector);
   } else {
     const scaler = store.get(namespace, name);
     if (scaler === undefined) {

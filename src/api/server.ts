@@ -174,9 +174,11 @@ export async function startApiServer(
       app,
     );
   }
-  // An HPA sync waits on us; kube-apiserver gives up after its request timeout (60 s).
-  server.requestTimeout = 30_000;
-  server.headersTimeout = 15_000;
+  // kube-apiserver and the HPA poll every 15 s over pooled connections: keep them open between
+  // polls (a TLS handshake per poll costs more than the answer), and close idle ones after a minute.
+  server.keepAliveTimeout = 60_000;
+  server.headersTimeout = 65_000;
+  server.requestTimeout = 70_000;
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
     if (error.code !== 'ECONNRESET' && socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\n\r\n');
     else socket.destroy();
