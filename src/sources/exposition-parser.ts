@@ -151,37 +151,22 @@ function isBlank(c: number): boolean {
 export function parseFloatToken(token: string): number | undefined {
   const n = token.length;
   if (n === 0) return undefined;
-  let i = 0;
   let c = token.charCodeAt(0);
-  if (c === 43 || c === 45) {
-    i = 1;
-    if (n === 1) return undefined;
-    c = token.charCodeAt(1);
+  const signed = c === 43 || c === 45;
+  const first = signed ? token.charCodeAt(1) : c;
+  if ((first >= 48 && first <= 57) || first === 46) {
+    // Fast path: Number() takes exactly Go's decimal grammar except radix prefixes (0x, 0b, 0o),
+    // which are refused here; it already refuses underscores, a second dot and a bare exponent.
+    const second = token.charCodeAt(signed ? 2 : 1);
+    if (first === 48 && (second | 32) >= 97 && (second | 32) <= 122 && (second | 32) !== 101)
+      return undefined;
+    const value = Number(token);
+    return Number.isNaN(value) ? undefined : value;
   }
-  if ((c >= 48 && c <= 57) || c === 46) {
-    // Digits, at most one dot, then an optional exponent; no hex, binary, octal or underscores.
-    let digits = 0;
-    let dot = false;
-    for (; i < n; i++) {
-      c = token.charCodeAt(i);
-      if (c >= 48 && c <= 57) digits++;
-      else if (c === 46 && !dot) dot = true;
-      else break;
-    }
-    if (digits === 0) return undefined;
-    if (i < n) {
-      if (c !== 101 && c !== 69) return undefined;
-      i++;
-      if (i < n && (token.charCodeAt(i) === 43 || token.charCodeAt(i) === 45)) i++;
-      const expStart = i;
-      while (i < n && token.charCodeAt(i) >= 48 && token.charCodeAt(i) <= 57) i++;
-      if (i === expStart || i !== n) return undefined;
-    }
-    return Number(token);
-  }
-  const word = token.slice(i).toLowerCase();
+  const word = (signed ? token.slice(1) : token).toLowerCase();
   if (word === 'nan') return Number.NaN;
-  if (word === 'inf' || word === 'infinity') return token.charCodeAt(0) === 45 ? -Infinity : Infinity;
+  c = token.charCodeAt(0);
+  if (word === 'inf' || word === 'infinity') return c === 45 ? -Infinity : Infinity;
   return undefined;
 }
 
@@ -198,6 +183,11 @@ class Parser {
   private readonly byName = new Map<string, MetricFamily>();
   private readonly seriesKeys = new Set<string>();
   private current: MetricFamily | undefined;
+  private lastName = '';
+  private readonly lastLabelNames: string[] = [];
+  private readonly lastLabelValues: (string | undefined)[] = [];
+  /** Characters of `name="value"` pairs read by the last readLabels, for the canonical-key check. */
+  private labelChars = 0;
   /** Families that had a `# TYPE` line: a second one is an error. */
   private readonly typed = new Set<MetricFamily>();
   /** Reused between samples: label names and values of the sample being read. */
@@ -386,9 +376,18 @@ class Parser {
       if (text.charCodeAt(p) === CH_LBRACE) this.fail('quoted (UTF-8) metric names are not supported');
       this.fail(`invalid character "${text[p]}" at the start of a metric name`);
     }
-    p++;
-    while (p < lineEnd && isNameChar(text.charCodeAt(p), true)) p++;
-    const name = text.slice(this.pos, p);
+    // Consecutive samples usually repeat their name, and label names repeat position by position:
+    // reusing the strings read last time (when the text matches) saves a copy per sample, which is
+    // most of the memory a parsed fleet scrape holds.
+    let name = this.lastName;
+    if (name !== '' && text.startsWith(name, p) && !isNameChar(text.charCodeAt(p + name.length), true)) {
+      p += name.length;
+    } else {
+      p++;
+      while (p < lineEnd && isNameChar(text.charCodeAt(p), true)) p++;
+      name = text.slice(this.pos, p);
+      this.lastName = name;
+    }
     let afterName = p;
     while (afterName < lineEnd && isBlank(text.charCodeAt(afterName))) afterName++;
     const names = this.labelNames;
@@ -396,10 +395,18 @@ class Parser {
     names.length = 0;
     values.length = 0;
     let sorted = true;
+    let canonical = true;
+    let keyEnd = p;
     if (text.charCodeAt(afterName) === CH_LBRACE) {
+      this.labelChars = 0;
       p = this.readLabels(afterName + 1, names, values);
+      keyEnd = p;
       for (let i = 1; i < names.length && sorted; i++)
         sorted = (names[i - 1] as string) < (names[i] as string);
+      // Written exactly as `name{a="x",b="y"}` (sorted, no blanks, no trailing comma) when the length
+      // of the text matches: then the text itself identifies the series, with no key to build.
+      canonical =
+        sorted && names.length > 0 && p - this.pos === name.length + 2 + this.labelChars + names.length - 1;
     }
     const valueStart = this.skipBlanks(p);
     if (valueStart >= lineEnd) this.fail(`sample "${name}" has no value`);
@@ -436,9 +443,11 @@ class Parser {
         line: this.line,
       });
     }
-    const key = seriesKey(name, names, values, sorted);
-    if (this.seriesKeys.has(key)) this.fail(`duplicate series ${clip(describeSeries(name, names, values))}`);
+    const key = canonical ? text.slice(this.pos, keyEnd) : seriesKey(name, names, values);
+    const before = this.seriesKeys.size;
     this.seriesKeys.add(key);
+    if (this.seriesKeys.size === before)
+      this.fail(`duplicate series ${clip(describeSeries(name, names, values))}`);
     const labels: Record<string, string> = {};
     for (let i = 0; i < names.length; i++) {
       const labelName = names[i] as string;
@@ -464,10 +473,20 @@ class Parser {
         if (c === CH_QUOTE) this.fail('quoted (UTF-8) label names are not supported');
         this.fail(`invalid character "${text[p]}" at the start of a label name`);
       }
-      const nameStart = p;
-      p++;
-      while (p < lineEnd && isNameChar(text.charCodeAt(p), false)) p++;
-      const labelName = text.slice(nameStart, p);
+      let labelName = this.lastLabelNames[names.length] ?? '';
+      if (
+        labelName !== '' &&
+        text.startsWith(labelName, p) &&
+        !isNameChar(text.charCodeAt(p + labelName.length), false)
+      ) {
+        p += labelName.length;
+      } else {
+        const nameStart = p;
+        p++;
+        while (p < lineEnd && isNameChar(text.charCodeAt(p), false)) p++;
+        labelName = text.slice(nameStart, p);
+        if (names.length < 64) this.lastLabelNames[names.length] = labelName;
+      }
       while (p < lineEnd && isBlank(text.charCodeAt(p))) p++;
       if (text.charCodeAt(p) !== CH_EQ) this.fail(`expected "=" after label name "${labelName}"`);
       p++;
@@ -476,25 +495,35 @@ class Parser {
         this.fail(`expected '"' to open the value of label "${labelName}"`);
       p++;
       const valueStart = p;
+      const position = names.length;
       let escaped = false;
-      for (;;) {
-        if (p >= lineEnd) this.fail(`value of label "${labelName}" is not closed with '"'`);
-        c = text.charCodeAt(p);
-        if (c === CH_QUOTE) break;
-        if (c === CH_BACKSLASH) {
-          escaped = true;
+      // Values repeat too (model_name, engine): reuse last time's string at this position when the
+      // text holds exactly it (no escapes: those are never cached) followed by the closing quote.
+      let raw = this.lastLabelValues[position];
+      if (raw !== undefined && text.startsWith(raw, p) && text.charCodeAt(p + raw.length) === CH_QUOTE) {
+        p += raw.length;
+      } else {
+        for (;;) {
+          if (p >= lineEnd) this.fail(`value of label "${labelName}" is not closed with '"'`);
+          c = text.charCodeAt(p);
+          if (c === CH_QUOTE) break;
+          if (c === CH_BACKSLASH) {
+            escaped = true;
+            p++;
+          }
           p++;
         }
-        p++;
+        if (p - valueStart > this.limits.maxLabelValueLength) {
+          throw new ExpositionError(
+            'EXPOSITION_LIMIT',
+            `value of label "${labelName}" is ${p - valueStart} characters long; the limit is ${this.limits.maxLabelValueLength}`,
+            { line: this.line },
+          );
+        }
+        raw = text.slice(valueStart, p);
+        if (!escaped && position < 64) this.lastLabelValues[position] = raw;
       }
-      if (p - valueStart > this.limits.maxLabelValueLength) {
-        throw new ExpositionError(
-          'EXPOSITION_LIMIT',
-          `value of label "${labelName}" is ${p - valueStart} characters long; the limit is ${this.limits.maxLabelValueLength}`,
-          { line: this.line },
-        );
-      }
-      const raw = text.slice(valueStart, p);
+      this.labelChars += labelName.length + raw.length + 3;
       p++;
       if (names.includes(labelName)) this.fail(`label "${labelName}" appears twice`);
       if (names.length >= this.limits.maxLabelsPerSample) {
@@ -628,22 +657,21 @@ function fits(family: MetricFamily, name: string): boolean {
   return SUFFIXES[family.type].includes(suffix);
 }
 
-/** Identity of a series: its name and label set, independent of the order labels were written in. */
-function seriesKey(
-  name: string,
-  names: readonly string[],
-  values: readonly string[],
-  sorted: boolean,
-): string {
+/**
+ * Identity of a series, written the canonical way: `name{a="x",b="y"}` with labels sorted and values
+ * escaped as in the exposition. A line already written that way is its own key (see readSample);
+ * this builds the same string for lines written otherwise (other label order, blanks), so the two
+ * spellings of one series collide.
+ */
+function seriesKey(name: string, names: readonly string[], values: readonly string[]): string {
   if (names.length === 0) return name;
-  let key = name;
-  if (sorted) {
-    for (let i = 0; i < names.length; i++) key += `\u0000${names[i]}\u0001${values[i]}`;
-    return key;
-  }
   const order = names.map((_, i) => i).sort((a, b) => ((names[a] as string) < (names[b] as string) ? -1 : 1));
-  for (const i of order) key += `\u0000${names[i]}\u0001${values[i]}`;
-  return key;
+  const pairs = order.map((i) => `${names[i]}="${escapeLabelValue(values[i] as string)}"`);
+  return `${name}{${pairs.join(',')}}`;
+}
+
+function escapeLabelValue(value: string): string {
+  return value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 }
 
 function describeSeries(name: string, names: readonly string[], values: readonly string[]): string {
