@@ -237,9 +237,21 @@ export class UsageStripper {
     const data = sseData(event);
     if (data === undefined || !data.includes('"usage"')) return event;
     const obj = record(safeJson(data));
-    if (obj === undefined) return event;
+    if (obj === undefined || !('usage' in obj)) return event;
     const choices = obj['choices'];
     if (record(obj['usage']) !== undefined && Array.isArray(choices) && choices.length === 0) return '';
-    return event.replace(/,\s*"usage"\s*:\s*null(?=\s*[,}])|"usage"\s*:\s*null\s*,\s*/g, '');
+    if (obj['usage'] !== null) return event;
+    // Servers put the field last (OpenAI, vLLM) or first; cut it there so every other byte stays.
+    // Anywhere else, rebuild the payload without it (same content, compact formatting).
+    let stripped = data.replace(/,\s*"usage"\s*:\s*null(\s*\})\s*$/, '$1');
+    if (stripped === data) stripped = data.replace(/^(\s*\{)\s*"usage"\s*:\s*null\s*,/, '$1');
+    if (stripped === data) {
+      const { usage: _usage, ...rest } = obj;
+      stripped = JSON.stringify(rest);
+    }
+    const at = event.indexOf(data);
+    return at === -1
+      ? `data: ${stripped}\n\n`
+      : `${event.slice(0, at)}${stripped}${event.slice(at + data.length)}`;
   }
 }
