@@ -87,7 +87,11 @@ describe('tokenscaler gateway (process)', () => {
         }),
       );
     });
-    await new Promise((resolve) => setTimeout(resolve, 150));
+    // SIGTERM once the upstream holds the request, i.e. while it waits for its first token.
+    const deadline = Date.now() + 10_000;
+    while (!upstream.received.some((r) => r.body.includes('"stream":true')) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     child.kill('SIGTERM');
     expect(await streamed).toContain('data: [DONE]');
