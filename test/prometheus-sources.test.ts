@@ -12,6 +12,7 @@ import { bucketQuantile } from '../src/sources/histogram.ts';
 import { createObservationSource, type ObservationSource } from '../src/sources/observation-source.ts';
 import { type EngineState, engineState, expectedRates, vllmMetrics } from './support/engine-payloads.ts';
 import { type PrometheusServer, startPrometheus } from './support/prometheus-server.ts';
+import { runCli } from './support/run-cli.ts';
 
 const RATE_WINDOW_SECONDS = 6;
 const t0 = Date.now();
@@ -205,6 +206,36 @@ describe('PromQL path and direct-scrape path against a real Prometheus', () => {
     // Every pod serves the same prompt distribution: P50 1000, P95 5000 (engine-payloads.ts).
     expect(viaPromQl.requestInputTokens?.p50).toBeCloseTo(1000, 3);
     expect(viaPromQl.requestInputTokens?.p95).toBeCloseTo(5000, 3);
+  }, 30_000);
+
+  it('tokenscaler observe --prometheus reads the same fleet', async () => {
+    const r = await runCli([
+      'observe',
+      '--engine',
+      'vllm',
+      '--prometheus',
+      prometheus.url,
+      '--selector',
+      '{namespace="inference",app="vllm"}',
+      '--rate-window',
+      String(RATE_WINDOW_SECONDS),
+      '--json',
+    ]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const json = JSON.parse(r.stdout);
+    expect(json).toMatchObject({
+      source: 'prometheus',
+      pods: 3,
+      runningRequests: 37,
+      waitingRequests: 8,
+      engineCapacityTokens: 320_000,
+      provenance: { runningRequests: 'measured', inflightTokens: 'estimated' },
+    });
+    expect(json.inputTokensP50).toBeCloseTo(1000, 3);
+    expect(json.endpoints.map((e: { pod: string }) => e.pod).sort()).toEqual(
+      pods.map((p) => p.address).sort(),
+    );
   }, 30_000);
 
   it('computes percentiles exactly as Prometheus histogram_quantile does', async () => {
