@@ -8,15 +8,19 @@ import { text } from 'node:stream/consumers';
 import { fileURLToPath } from 'node:url';
 import type { CommandHandler, CommandIo } from './cli/command.ts';
 import { EXIT_USAGE } from './cli/command.ts';
+import { runController } from './cli/controller.ts';
 import { createCountCommand } from './cli/count.ts';
 import { runGateway } from './cli/gateway.ts';
 import { runKv } from './cli/kv.ts';
 import { runObserve } from './cli/observe.ts';
+import { runSimulate } from './cli/simulate.ts';
 import { TokenscalerError } from './errors.ts';
 
 const COMMANDS: Record<string, { handler: CommandHandler; summary: string }> = {
   kv: { handler: runKv, summary: 'KV-cache capacity what-if for a model on GPUs' },
+  simulate: { handler: runSimulate, summary: 'replay a trace against a simulated fleet under several autoscaling policies' },
   observe: { handler: runObserve, summary: 'token demand from engine metrics or Prometheus, once' },
+  controller: { handler: runController, summary: 'run the autoscaler: reconcile loop and metrics APIs' },
   gateway: {
     handler: runGateway,
     summary: 'token-metering proxy for an OpenAI-compatible server, with its own /metrics',

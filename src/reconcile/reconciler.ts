@@ -105,11 +105,12 @@ export class Reconciler {
     this.#lastTickAtMs = this.#options.nowMs();
   }
 
-  /** Ticks until the signal aborts, then closes every source. */
-  async run(signal: AbortSignal): Promise<void> {
+  /** Ticks every tickSeconds until the signal aborts, then closes every source. */
+  async run(signal: AbortSignal, afterTick?: () => void): Promise<void> {
     while (!signal.aborted) {
       const started = this.#options.nowMs();
       await this.tick(signal);
+      afterTick?.();
       const elapsedMs = this.#options.nowMs() - started;
       const waitMs = Math.max(0, this.#options.tickSeconds * 1000 - elapsedMs);
       try {
