@@ -10,10 +10,11 @@
  * server runs.
  */
 import { X509Certificate } from 'node:crypto';
+import { once } from 'node:events';
 import { copyFile, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import type { TLSSocket } from 'node:tls';
+import { connect as connectTls, type TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiLogger } from '../src/api/app.ts';
 import { DEFAULT_REQUEST_HEADER_CONFIG } from '../src/api/auth.ts';
@@ -202,6 +203,29 @@ function call(
     request.on('timeout', () => request.destroy(new Error(`request to ${path} timed out`)));
     request.on('error', reject);
     request.end();
+  });
+}
+
+/** Reads one HTTP/1.1 response with a Content-Length body from a raw socket. */
+function readResponse(socket: TLSSocket): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    let buffered = Buffer.alloc(0);
+    const onData = (chunk: Buffer) => {
+      buffered = Buffer.concat([buffered, chunk]);
+      const headerEnd = buffered.indexOf('\r\n\r\n');
+      if (headerEnd === -1) return;
+      const head = buffered.subarray(0, headerEnd).toString('latin1');
+      const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
+      if (buffered.length < headerEnd + 4 + length) return;
+      socket.off('data', onData);
+      socket.off('error', reject);
+      resolve({
+        status: Number(head.split(' ')[1]),
+        body: buffered.subarray(headerEnd + 4, headerEnd + 4 + length).toString('utf8'),
+      });
+    };
+    socket.on('data', onData);
+    socket.once('error', reject);
   });
 }
 
@@ -467,6 +491,43 @@ describe('certificate and CA reload', () => {
     expect((await read(certs.frontProxyClient)).status).toBe(401);
     // kubectl's CA was untouched.
     expect((await call(server, EXTERNAL, { cert: certs.alice })).status).toBe(200);
+  });
+
+  it('stops trusting a removed CA on a connection opened before the rotation', async () => {
+    const caFile = pki.path('keepalive-front-proxy-ca.crt');
+    await copyFile(certs.frontProxyCa.certPath, caFile);
+    // One CA file only: the case where a verified handshake alone decides which CA issued a chain.
+    const target = await startApiServer(
+      options({ tls: { certFile: files.certFile, keyFile: files.keyFile, requestHeaderCaFile: caFile } }),
+      { store, logger },
+    );
+    const url = new URL(target.url);
+    const socket = connectTls({
+      host: url.hostname,
+      port: Number(url.port),
+      servername: SERVICE_NAME,
+      ca: certs.servingCa.certPem,
+      cert: certs.frontProxyClient.certPem,
+      key: certs.frontProxyClient.keyPem,
+    });
+    try {
+      await once(socket, 'secureConnect');
+      const head = `GET ${EXTERNAL} HTTP/1.1\r\nHost: ${SERVICE_NAME}\r\nX-Remote-User: system:kube-aggregator\r\n`;
+      socket.write(`${head}\r\n`);
+      expect((await readResponse(socket)).status).toBe(200);
+      // The next request is half sent (headers unfinished) while the CA is rotated, so the
+      // connection is busy, not idle, and stays open across the reload.
+      socket.write(head);
+      await copyFile(certs.newFrontProxyCa.certPath, caFile);
+      expect(await target.reload()).toBe(true);
+      socket.write('\r\n');
+      const second = await readResponse(socket);
+      expect(second.status).toBe(401);
+      expect(second.body).toContain('verified against CAs that have since been rotated');
+    } finally {
+      socket.destroy();
+      await target.close();
+    }
   });
 
   it('picks up rotated files on its own timer', async () => {

@@ -241,6 +241,17 @@ describe('classifyPeer', () => {
     expect(classifyPeer(peer(certs.viaIntermediate, { authorized: false }), onlyFrontProxy).kind).toBe(
       'rejected',
     );
+    // Nor is a handshake made before the CA files changed: OpenSSL vouched for the old CAs.
+    expect(
+      classifyPeer(peer(certs.viaIntermediate, { verifiedWithCurrentCas: false }), onlyFrontProxy),
+    ).toEqual({
+      kind: 'rejected',
+      message: 'the client certificate was verified against CAs that have since been rotated',
+    });
+    // A visible path to a current CA still counts on such a connection.
+    expect(
+      classifyPeer(peer(certs.frontProxyClient, { verifiedWithCurrentCas: false }), onlyFrontProxy).kind,
+    ).toBe('front-proxy');
   });
 
   it('an intermediate in the CA file is an anchor of its own', () => {

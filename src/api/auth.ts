@@ -135,6 +135,11 @@ export interface PeerCertificates {
   organizations: readonly string[];
   /** Extended key usage OIDs of the leaf; undefined when the extension is absent. */
   extKeyUsage?: readonly string[];
+  /**
+   * False when the TLS handshake happened before the CA files last changed: `authorized` then
+   * speaks for CAs that may have been removed, so only a path to a current CA counts.
+   */
+  verifiedWithCurrentCas?: boolean;
 }
 
 export function peerCertificatesOf(socket: TLSSocket): PeerCertificates {
@@ -209,6 +214,12 @@ export function classifyPeer(peer: PeerCertificates, settings: AuthenticationSet
     // OpenSSL verified the chain against the union of the CA files, but no path is visible: the
     // leaf was signed by an intermediate the client sent, and Node does not always hand a server
     // the peer's intermediates (nodejs/node#65579). With one CA file the path must end there.
+    if (peer.verifiedWithCurrentCas === false) {
+      return {
+        kind: 'rejected',
+        message: 'the client certificate was verified against CAs that have since been rotated',
+      };
+    }
     if (requestHeader !== undefined && settings.clientCa === undefined) viaRequestHeader = true;
     else if (requestHeader === undefined && settings.clientCa !== undefined) viaClientCa = true;
     else {

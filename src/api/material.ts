@@ -94,6 +94,8 @@ export interface PreparedMaterial {
   authentication: AuthenticationSettings;
   /** SHA-256 over every part: equal fingerprints mean nothing changed. */
   fingerprint: string;
+  /** SHA-256 over the CA files and the allowed names: what decides whom the server trusts. */
+  trustFingerprint: string;
   /** The serving certificate's notAfter, Unix seconds (exported as a metric, logged on reload). */
   certificateNotAfterSeconds: number;
   certificateSubject: string;
@@ -173,6 +175,15 @@ export function prepareMaterial(
       ...(clientAnchors === undefined ? {} : { clientCa: clientAnchors }),
     },
     fingerprint: materialFingerprint(material),
+    trustFingerprint: createHash('sha256')
+      .update(
+        JSON.stringify([
+          material.requestHeaderCaPem ?? null,
+          material.clientCaPem ?? null,
+          requestHeader.allowedNames,
+        ]),
+      )
+      .digest('hex'),
     certificateNotAfterSeconds: Math.floor(leaf.validToDate.getTime() / 1000),
     certificateSubject: describeSubject(leaf),
   };

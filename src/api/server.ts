@@ -109,7 +109,10 @@ export async function startApiServer(
   let prepared: PreparedMaterial | undefined;
   /** Bumped on every applied reload, so cached per-connection classes are recomputed. */
   let generation = 0;
+  /** Bumped when the CA files (or allowed names) change: handshakes before it vouch for old CAs. */
+  let trustGeneration = 0;
   const peerClasses = new WeakMap<TLSSocket, { generation: number; peer: PeerClass }>();
+  const handshakeTrust = new WeakMap<TLSSocket, number>();
 
   const material = deps.material ?? (options.tls === undefined ? undefined : fileMaterialSource(options.tls));
   if (!options.insecureServing) {
@@ -133,7 +136,11 @@ export async function startApiServer(
     const socket = request.socket as TLSSocket;
     let cached = peerClasses.get(socket);
     if (cached === undefined || cached.generation !== generation) {
-      cached = { generation, peer: classifyPeer(peerCertificatesOf(socket), current.authentication) };
+      const peer = {
+        ...peerCertificatesOf(socket),
+        verifiedWithCurrentCas: handshakeTrust.get(socket) === trustGeneration,
+      };
+      cached = { generation, peer: classifyPeer(peer, current.authentication) };
       peerClasses.set(socket, cached);
     }
     return authenticateRequest(cached.peer, request.headersDistinct, current.authentication);
@@ -179,6 +186,7 @@ export async function startApiServer(
   server.keepAliveTimeout = 60_000;
   server.headersTimeout = 65_000;
   server.requestTimeout = 70_000;
+  server.on('secureConnection', (socket: TLSSocket) => handshakeTrust.set(socket, trustGeneration));
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
     if (error.code !== 'ECONNRESET' && socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\n\r\n');
     else socket.destroy();
@@ -227,8 +235,14 @@ export async function startApiServer(
       if (materialFingerprint(loaded) === prepared?.fingerprint) return false;
       const next = prepareMaterial(loaded, options.requestHeader);
       httpsServer.setSecureContext(next.secureContext);
+      const trustChanged = next.trustFingerprint !== prepared?.trustFingerprint;
       prepared = next;
       generation += 1;
+      if (trustChanged) {
+        trustGeneration += 1;
+        // Idle keep-alive connections were verified against the old CAs: make clients reconnect.
+        httpsServer.closeIdleConnections();
+      }
       deps.metrics?.observeReload('success');
       deps.metrics?.setCertificateExpiry(next.certificateNotAfterSeconds);
       logger.info('reloaded serving certificate and client CAs', {
