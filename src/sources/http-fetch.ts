@@ -18,6 +18,9 @@ export interface BoundedFetchOptions {
   /** Codes to raise on network failure and on deadline: SCRAPE_* or PROMETHEUS_*. */
   failure: Extract<SourceErrorCode, 'SCRAPE_FAILED' | 'PROMETHEUS_UNREACHABLE'>;
   timeout: Extract<SourceErrorCode, 'SCRAPE_TIMEOUT' | 'PROMETHEUS_TIMEOUT'>;
+  /** Code for a body over maxBytes or not UTF-8: EXPOSITION_* for scrapes, PROMETHEUS_BAD_RESPONSE for queries. */
+  tooLarge: Extract<SourceErrorCode, 'EXPOSITION_LIMIT' | 'PROMETHEUS_BAD_RESPONSE'>;
+  malformed: Extract<SourceErrorCode, 'EXPOSITION_MALFORMED' | 'PROMETHEUS_BAD_RESPONSE'>;
   /** Names the target in messages (the URL without credentials). */
   target: string;
 }
@@ -38,14 +41,14 @@ export async function boundedFetch(url: string, options: BoundedFetchOptions): P
     const declared = Number(response.headers.get('content-length'));
     if (Number.isFinite(declared) && declared > options.maxBytes) {
       await response.body?.cancel().catch(() => undefined);
-      throw tooLarge(target, options.maxBytes, `declares ${declared} bytes`);
+      throw tooLarge(options.tooLarge, target, options.maxBytes, `declares ${declared} bytes`);
     }
-    const bytes = await readLimited(response, options.maxBytes, target);
+    const bytes = await readLimited(response, options.maxBytes, target, options.tooLarge);
     let text: string;
     try {
       text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
     } catch (error) {
-      throw new MetricsSourceError('EXPOSITION_MALFORMED', `${target}: body is not valid UTF-8`, {
+      throw new MetricsSourceError(options.malformed, `${target}: body is not valid UTF-8`, {
         cause: error,
         target,
       });
@@ -78,7 +81,12 @@ export async function boundedFetch(url: string, options: BoundedFetchOptions): P
   }
 }
 
-async function readLimited(response: Response, maxBytes: number, target: string): Promise<Uint8Array> {
+async function readLimited(
+  response: Response,
+  maxBytes: number,
+  target: string,
+  code: BoundedFetchOptions['tooLarge'],
+): Promise<Uint8Array> {
   const body = response.body;
   if (body === null) return new Uint8Array(0);
   const reader = body.getReader();
@@ -90,7 +98,7 @@ async function readLimited(response: Response, maxBytes: number, target: string)
     total += value.byteLength;
     if (total > maxBytes) {
       await reader.cancel().catch(() => undefined);
-      throw tooLarge(target, maxBytes, `sent more than ${maxBytes} bytes`);
+      throw tooLarge(code, target, maxBytes, `sent more than ${maxBytes} bytes`);
     }
     chunks.push(value);
   }
@@ -104,9 +112,14 @@ async function readLimited(response: Response, maxBytes: number, target: string)
   return out;
 }
 
-function tooLarge(target: string, maxBytes: number, detail: string): MetricsSourceError {
+function tooLarge(
+  code: BoundedFetchOptions['tooLarge'],
+  target: string,
+  maxBytes: number,
+  detail: string,
+): MetricsSourceError {
   return new MetricsSourceError(
-    'EXPOSITION_LIMIT',
+    code,
     `${target}: body too large (${detail}; the limit is ${maxBytes} bytes)`,
     { target },
   );

@@ -132,6 +132,25 @@ describe('PrometheusClient.instantQuery', () => {
     expect(error.message).not.toContain('secret');
   });
 
+  it('refuses an answer larger than its limit', async () => {
+    const big = new PrometheusClient({
+      url: 'http://prometheus:9090',
+      timeoutSeconds: 2,
+      maxResponseBytes: 1000,
+      fetch: async () =>
+        json(200, {
+          status: 'success',
+          data: {
+            resultType: 'vector',
+            result: Array.from({ length: 100 }, (_, i) => ({ metric: { i: String(i) }, value: [1, '1'] })),
+          },
+        }),
+    });
+    const error = await failure(big.instantQuery('{__name__=~".+"}'));
+    expect(error.code).toBe('PROMETHEUS_BAD_RESPONSE');
+    expect(error.message).toMatch(/body too large \(.*; the limit is 1000 bytes\)/);
+  });
+
   it('gives up at its deadline', async () => {
     // Rejects on abort, as fetch does.
     const slow = new PrometheusClient({

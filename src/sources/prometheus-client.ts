@@ -95,6 +95,8 @@ export class PrometheusClient {
       },
       failure: 'PROMETHEUS_UNREACHABLE',
       timeout: 'PROMETHEUS_TIMEOUT',
+      tooLarge: 'PROMETHEUS_BAD_RESPONSE',
+      malformed: 'PROMETHEUS_BAD_RESPONSE',
       target: this.target,
     });
     let body: unknown;

@@ -161,6 +161,8 @@ export class ScrapeCollector {
       init: { headers: { accept: ACCEPT } },
       failure: 'SCRAPE_FAILED',
       timeout: 'SCRAPE_TIMEOUT',
+      tooLarge: 'EXPOSITION_LIMIT',
+      malformed: 'EXPOSITION_MALFORMED',
       target,
     });
     if (!response.ok) {
