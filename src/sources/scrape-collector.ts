@@ -113,6 +113,7 @@ export class ScrapeCollector {
     for (const endpoint of this.history.keys()) {
       if (!unique.includes(endpoint)) this.history.delete(endpoint);
     }
+    const tickStartedMs = this.options.clockMs();
     const reports: PodReport[] = new Array(unique.length);
     const values = new Map<string, PodValues>();
     let next = 0;
@@ -122,8 +123,13 @@ export class ScrapeCollector {
         if (i >= unique.length) return;
         const endpoint = unique[i] as string;
         const started = this.options.clockMs();
+        // Samples are stamped when their scrape started (as Prometheus does), not when the tick
+        // began: in a large fleet the last wave starts seconds after the first, and a pod's place in
+        // the order varies between ticks. Anchored on `nowSeconds`, so a test clock that stands
+        // still gives exactly the tick times.
+        const sampleSeconds = nowSeconds + (started - tickStartedMs) / 1000;
         try {
-          const { podValues, samples } = await this.scrapeOne(endpoint, nowSeconds, signal);
+          const { podValues, samples } = await this.scrapeOne(endpoint, sampleSeconds, signal);
           values.set(endpoint, podValues);
           reports[i] = {
             pod: endpoint,
