@@ -20,8 +20,11 @@ describe('deploy/ plain manifests', () => {
     const chartCrd = await readFile(join(chartDir, 'crds', CRD), 'utf8');
     const deployCrd = await readFile(join(repoRoot, 'deploy', 'crds', CRD), 'utf8');
     expect(deployCrd).toBe(chartCrd);
-    const [crd] = parseManifests(chartCrd);
-    expect(crd?.metadata.name).toBe('tokenscalers.tokenscaler.dev');
+    const objects = parseManifests(chartCrd);
+    expect(objects.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual([
+      'CustomResourceDefinition/tokenscalers.tokenscaler.dev',
+    ]);
+    expect(objects.flatMap(validateObject)).toEqual([]);
   });
 
   it.each(VARIANTS.map((v) => v.file))(

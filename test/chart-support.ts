@@ -12,6 +12,7 @@ import {
   TriggerAuthentication,
 } from '@kubernetes-models/keda/keda.sh/v1alpha1';
 import { ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
+import { CustomResourceDefinition } from 'kubernetes-models/apiextensions.k8s.io/v1';
 import { APIService } from 'kubernetes-models/apiregistration.k8s.io/v1';
 import { Deployment, StatefulSet } from 'kubernetes-models/apps/v1';
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
@@ -156,6 +157,7 @@ const MODELS: Record<string, ModelClass> = {
   'rbac.authorization.k8s.io/v1/Role': Role,
   'rbac.authorization.k8s.io/v1/RoleBinding': RoleBinding,
   'apiregistration.k8s.io/v1/APIService': APIService,
+  'apiextensions.k8s.io/v1/CustomResourceDefinition': CustomResourceDefinition,
   'cert-manager.io/v1/Certificate': Certificate,
   'cert-manager.io/v1/Issuer': Issuer,
   'monitoring.coreos.com/v1/ServiceMonitor': ServiceMonitor,
