@@ -18,6 +18,7 @@ import { connect as connectTls, type TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiLogger } from '../src/api/app.ts';
 import { DEFAULT_REQUEST_HEADER_CONFIG } from '../src/api/auth.ts';
+import { clusterMaterialSource } from '../src/api/cluster-authentication.ts';
 import { InMemoryDecisionStore } from '../src/api/decision-store.ts';
 import type { ApiServerOptions, RunningApiServer } from '../src/api/server.ts';
 import { DEFAULT_API_SERVER_OPTIONS, startApiServer } from '../src/api/server.ts';
@@ -612,6 +613,40 @@ describe('front-proxy certificates signed by an intermediate CA', () => {
       };
       expect((await call(target, EXTERNAL, { cert: bare, headers: AGGREGATOR })).status).toBe(401);
     });
+  });
+});
+
+describe('CAs from the extension-apiserver-authentication ConfigMap', () => {
+  it('authenticates with the ConfigMap CA and headers, and follows its rotation', async () => {
+    let data: Record<string, string> = {
+      'requestheader-client-ca-file': certs.frontProxyCa.certPem,
+      'requestheader-allowed-names': '["front-proxy-client"]',
+      'requestheader-username-headers': '["X-Forwarded-User"]',
+      'requestheader-group-headers': '["X-Forwarded-Group"]',
+      'requestheader-extra-headers-prefix': '["X-Forwarded-Extra-"]',
+    };
+    const target = await startApiServer(options({ tls: undefined }), {
+      store,
+      logger,
+      material: clusterMaterialSource({ certFile: files.certFile, keyFile: files.keyFile }, async () => data),
+    });
+    try {
+      const asProxy = (cert: IssuedCertificate, headers: Record<string, string>) =>
+        call(target, EXTERNAL, { cert, headers });
+      expect(
+        (await asProxy(certs.frontProxyClient, { 'X-Forwarded-User': 'system:kube-aggregator' })).status,
+      ).toBe(200);
+      const wrongHeader = await asProxy(certs.frontProxyClient, AGGREGATOR);
+      expect(wrongHeader.status).toBe(401);
+      expect(wrongHeader.json.message).toMatch(/carries no user \(x-forwarded-user\)/);
+
+      data = { ...data, 'requestheader-client-ca-file': certs.newFrontProxyCa.certPem };
+      expect(await target.reload()).toBe(true);
+      expect((await asProxy(certs.newFrontProxyClient, { 'X-Forwarded-User': 'u' })).status).toBe(200);
+      expect((await asProxy(certs.frontProxyClient, { 'X-Forwarded-User': 'u' })).status).toBe(401);
+    } finally {
+      await target.close();
+    }
   });
 });
 

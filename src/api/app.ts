@@ -43,8 +43,8 @@ export interface ApiAppDeps {
   authorizer: Authorizer;
   readiness: () => Readiness;
   logger: ApiLogger;
-  /** Which identity headers to strip (and, on front-proxy connections, to read). */
-  requestHeader?: RequestHeaderConfig;
+  /** Which identity headers to strip (the front-proxy settings in force; they may rotate). */
+  requestHeader?: () => RequestHeaderConfig;
   metrics?: ApiMetrics;
   /** True while the server drains: responses ask clients to close their connection. */
   isDraining?: () => boolean;
@@ -72,7 +72,7 @@ export function createApiApp(deps: ApiAppDeps): Express {
   app.set('etag', false);
   // Query strings are read with URLSearchParams (decodes `+` as a space, as the aggregator encodes).
   app.set('query parser', false);
-  const requestHeader = deps.requestHeader ?? DEFAULT_REQUEST_HEADER_CONFIG;
+  const requestHeader = deps.requestHeader ?? (() => DEFAULT_REQUEST_HEADER_CONFIG);
   const nowMs = deps.nowMs ?? Date.now;
   // A misconfigured APIService shows up here first ("FailedDiscoveryCheck" on the cluster side).
   const lastRejectionLogMs = new Map<string, number>();
@@ -122,7 +122,7 @@ export function createApiApp(deps: ApiAppDeps): Express {
       return;
     }
     const result = deps.authenticate(request);
-    stripIdentityHeaders(request.headers, requestHeader);
+    stripIdentityHeaders(request.headers, requestHeader());
     if (!result.ok) {
       setRoute(response, 'unauthenticated');
       logRejection(result.message, request.path);

@@ -21,6 +21,11 @@ export interface ServingMaterial {
   requestHeaderCaPem?: string;
   /** PEM bundle of the client CA; undefined: client-certificate authentication is off. */
   clientCaPem?: string;
+  /**
+   * Front-proxy settings that came with the CA (the extension-apiserver-authentication ConfigMap
+   * carries them); undefined: the `--requestheader-*` flags apply.
+   */
+  requestHeader?: RequestHeaderConfig;
 }
 
 export interface MaterialSource {
@@ -96,6 +101,8 @@ export interface PreparedMaterial {
   fingerprint: string;
   /** SHA-256 over the CA files and the allowed names: what decides whom the server trusts. */
   trustFingerprint: string;
+  /** The front-proxy settings in force (the material's own, else the flags'). */
+  requestHeader: RequestHeaderConfig;
   /** The serving certificate's notAfter, Unix seconds (exported as a metric, logged on reload). */
   certificateNotAfterSeconds: number;
   certificateSubject: string;
@@ -103,7 +110,15 @@ export interface PreparedMaterial {
 
 export function materialFingerprint(material: ServingMaterial): string {
   const hash = createHash('sha256');
-  for (const part of [material.certPem, material.keyPem, material.requestHeaderCaPem, material.clientCaPem]) {
+  const requestHeader =
+    material.requestHeader === undefined ? undefined : JSON.stringify(material.requestHeader);
+  for (const part of [
+    material.certPem,
+    material.keyPem,
+    material.requestHeaderCaPem,
+    material.clientCaPem,
+    requestHeader,
+  ]) {
     hash.update(part ?? '\u0000absent');
     hash.update('\u0000');
   }
@@ -117,8 +132,9 @@ export function materialFingerprint(material: ServingMaterial): string {
  */
 export function prepareMaterial(
   material: ServingMaterial,
-  requestHeader: RequestHeaderConfig,
+  requestHeaderFromFlags: RequestHeaderConfig,
 ): PreparedMaterial {
+  const requestHeader = material.requestHeader ?? requestHeaderFromFlags;
   let leaf: X509Certificate;
   try {
     leaf = new X509Certificate(material.certPem);
@@ -177,15 +193,12 @@ export function prepareMaterial(
     fingerprint: materialFingerprint(material),
     trustFingerprint: createHash('sha256')
       .update(
-        JSON.stringify([
-          material.requestHeaderCaPem ?? null,
-          material.clientCaPem ?? null,
-          requestHeader.allowedNames,
-        ]),
+        JSON.stringify([material.requestHeaderCaPem ?? null, material.clientCaPem ?? null, requestHeader]),
       )
       .digest('hex'),
     certificateNotAfterSeconds: Math.floor(leaf.validToDate.getTime() / 1000),
     certificateSubject: describeSubject(leaf),
+    requestHeader,
   };
 }
 

@@ -159,7 +159,7 @@ export async function startApiServer(
     authorizer: deps.authorizer ?? authenticatedUsersAuthorizer,
     readiness,
     logger,
-    requestHeader: options.requestHeader,
+    requestHeader: () => prepared?.requestHeader ?? options.requestHeader,
     ...(deps.metrics === undefined ? {} : { metrics: deps.metrics }),
     isDraining: () => draining,
   });
@@ -222,7 +222,7 @@ export async function startApiServer(
       certificateNotAfter: new Date((prepared?.certificateNotAfterSeconds ?? 0) * 1000).toISOString(),
       frontProxyAuthentication: prepared?.authentication.requestHeader !== undefined,
       clientCertificateAuthentication: prepared?.authentication.clientCa !== undefined,
-      requestHeaderAllowedNames: options.requestHeader.allowedNames,
+      requestHeaderAllowedNames: prepared?.requestHeader.allowedNames,
     });
   }
 

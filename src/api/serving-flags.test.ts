@@ -2,9 +2,9 @@ import { parseArgs } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { SERVING_FLAG_OPTIONS, servingOptionsFromFlags } from './serving-flags.ts';
 
-function parse(args: string[]) {
+function parse(args: string[], context: { caFromCluster?: boolean } = {}) {
   const { values } = parseArgs({ args, options: SERVING_FLAG_OPTIONS, strict: true });
-  return servingOptionsFromFlags(values, '/etc/tokenscaler');
+  return servingOptionsFromFlags(values, '/etc/tokenscaler', context);
 }
 
 const SECURE = [

@@ -95,7 +95,17 @@ function resolvePath(cwd: string, path: string | undefined): string | undefined 
  * Validates the serving flags and resolves file paths against `cwd`. Throws `InvalidInputError`
  * naming the flag, the value and what is allowed.
  */
-export function servingOptionsFromFlags(values: ServingFlagValues, cwd: string): ApiServerOptions {
+export function servingOptionsFromFlags(
+  values: ServingFlagValues,
+  cwd: string,
+  context: {
+    /**
+     * The CAs a flag does not give come from the kube-system/extension-apiserver-authentication
+     * ConfigMap (see cluster-authentication.ts), so no CA flag is required.
+     */
+    caFromCluster?: boolean;
+  } = {},
+): ApiServerOptions {
   const insecureServing = values['insecure-serving'] === true;
   const port =
     values['secure-port'] === undefined
@@ -157,7 +167,7 @@ export function servingOptionsFromFlags(values: ServingFlagValues, cwd: string):
       'is required: the metrics APIs are served over HTTPS (give --tls-cert-file and --tls-private-key-file, or --insecure-serving for a local demo)',
     );
   }
-  if (requestHeaderCaFile === undefined && clientCaFile === undefined) {
+  if (requestHeaderCaFile === undefined && clientCaFile === undefined && context.caFromCluster !== true) {
     throw new InvalidInputError(
       '--requestheader-client-ca-file',
       'or --client-ca-file is required: without a client CA no caller can authenticate',
@@ -166,7 +176,9 @@ export function servingOptionsFromFlags(values: ServingFlagValues, cwd: string):
   if (requestHeaderCaFile === undefined && requestHeader.allowedNames.length > 0) {
     throw new InvalidInputError(
       '--requestheader-allowed-names',
-      'needs --requestheader-client-ca-file (the names restrict certificates that CA signed)',
+      context.caFromCluster === true
+        ? 'needs --requestheader-client-ca-file: with the front-proxy CA from the cluster ConfigMap, its allowed names come from there too'
+        : 'needs --requestheader-client-ca-file (the names restrict certificates that CA signed)',
     );
   }
   return {
