@@ -27,7 +27,10 @@ waiting, requests, per-request token percentiles, token rates, engine KV usage a
   --prometheus URL         a Prometheus server to query instead (PromQL over its HTTP API)
   --selector S             PromQL label selector in braces, e.g. '{namespace="inference",app="vllm"}' (default {})
   --query SIGNAL=PROMQL    PromQL for one signal (engine generic; overrides a profile's figure otherwise);
-                           repeatable; signals: ${GENERIC_SIGNALS.join(', ')}
+                           repeatable; SIGNAL is one of
+                           ${GENERIC_SIGNALS.slice(0, 4).join(', ')},
+                           ${GENERIC_SIGNALS.slice(4, 7).join(', ')},
+                           ${GENERIC_SIGNALS.slice(7).join(', ')}
   --rate-window SECONDS    Prometheus rate window (default 120)
   --interval SECONDS       scrape: seconds between the two scrapes that give rates and percentiles
                            (default 5; 0 = one scrape, no rates)
