@@ -14,7 +14,10 @@ export const SOURCE_ERROR_CODES = [
   'SCRAPE_FAILED',
   /** An endpoint did not answer within its deadline. */
   'SCRAPE_TIMEOUT',
-  /** The payload parsed but a metric the engine profile reads has another type than the engine documents. */
+  /**
+   * A metric the engine profile reads has another type than the engine documents. Reported as a
+   * problem of the pod (PodReport.problems, observation warnings); that reading is skipped there.
+   */
   'METRIC_TYPE_MISMATCH',
   /** The payload parsed but holds none of the metrics of the configured engine kind. */
   'ENGINE_METRICS_MISSING',

@@ -138,7 +138,10 @@ export function createObservationSource(
           return {
             observation: finish(nowSeconds, outcome.results.pods.length, profile.derive(outcome.results)),
             pods: outcome.pods,
-            warnings: failed.map((p) => p.error?.message ?? `${p.pod}: failed`),
+            warnings: [
+              ...failed.map((p) => p.error?.message ?? `${p.pod}: failed`),
+              ...outcome.pods.flatMap((p) => (p.problems ?? []).map((e) => e.message)),
+            ],
           };
         }),
     };

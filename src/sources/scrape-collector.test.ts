@@ -18,7 +18,9 @@ const routes: Record<string, (req: IncomingMessage, res: ServerResponse) => void
   '/duplicate': (_req, res) =>
     res.end(`${GOOD}vllm:num_requests_running{engine="0",model_name="meta-llama/Llama-3.1-8B-Instruct"} 3\n`),
   '/wrong-type': (_req, res) =>
-    res.end('# TYPE vllm:num_requests_running counter\nvllm:num_requests_running 3\n'),
+    res.end(
+      '# TYPE vllm:num_requests_running counter\nvllm:num_requests_running 3\nvllm:num_requests_waiting 2\n',
+    ),
   '/not-vllm': (_req, res) => res.end('# TYPE node_load1 gauge\nnode_load1 0.5\n'),
   '/empty': (_req, res) => res.end(''),
   '/huge-label': (_req, res) => res.end(`vllm:num_requests_running{model_name="${'x'.repeat(200_000)}"} 1\n`),
@@ -124,7 +126,6 @@ describe('direct scrape of hostile endpoints: one clear error each, the process 
       /truncated: line \d+: last line does not end with a newline \(payload truncated\?\)/,
     ],
     ['/duplicate', 'EXPOSITION_MALFORMED', /duplicate series vllm:num_requests_running\{engine="0"/],
-    ['/wrong-type', 'METRIC_TYPE_MISMATCH', /vllm:num_requests_running is a counter .*reads it as a gauge/],
     ['/not-vllm', 'ENGINE_METRICS_MISSING', /none of the vLLM metrics .* \(it serves node_load1\)/],
     ['/empty', 'ENGINE_METRICS_MISSING', /the payload is empty/],
     ['/huge-label', 'EXPOSITION_LIMIT', /value of label "model_name" is 200000 characters long/],
@@ -141,6 +142,18 @@ describe('direct scrape of hostile endpoints: one clear error each, the process 
     expect(result.error.message).toMatch(message);
     expect(result.error.message).toContain(`${base}${path}`);
     expect(result.error.message).not.toContain('\n');
+  });
+
+  it('ignores a series of the wrong type on a pod, with a warning, and keeps its other readings', async () => {
+    const result = await observe(['/wrong-type']);
+    expect(result.ok).toBe(true);
+    if (!result.ok) return;
+    expect(result.observation.runningRequests).toBeUndefined();
+    expect(result.observation.waitingRequests).toBe(2);
+    expect(result.warnings).toEqual([
+      `${base}/wrong-type: vllm:num_requests_running is a counter (family vllm:num_requests_running); the vLLM profile reads it as a gauge, so it is ignored`,
+    ]);
+    expect(result.pods[0]?.problems?.[0]?.code).toBe('METRIC_TYPE_MISMATCH');
   });
 
   it('times out a slow endpoint at its deadline', async () => {

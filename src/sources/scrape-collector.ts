@@ -53,6 +53,8 @@ export interface PodReport {
   readonly pod: string;
   readonly ok: boolean;
   readonly error?: MetricsSourceError;
+  /** Readings this pod could not give although it answered (a series of the wrong type). */
+  readonly problems?: readonly MetricsSourceError[];
   readonly scrapeSeconds?: number;
   readonly samples?: number;
 }
@@ -129,11 +131,12 @@ export class ScrapeCollector {
         // still gives exactly the tick times.
         const sampleSeconds = nowSeconds + (started - tickStartedMs) / 1000;
         try {
-          const { podValues, samples } = await this.scrapeOne(endpoint, sampleSeconds, signal);
+          const { podValues, samples, problems } = await this.scrapeOne(endpoint, sampleSeconds, signal);
           values.set(endpoint, podValues);
           reports[i] = {
             pod: endpoint,
             ok: true,
+            ...(problems.length > 0 ? { problems } : {}),
             samples,
             scrapeSeconds: (this.options.clockMs() - started) / 1000,
           };
@@ -157,7 +160,7 @@ export class ScrapeCollector {
     endpoint: string,
     nowSeconds: number,
     signal: AbortSignal,
-  ): Promise<{ podValues: PodValues; samples: number }> {
+  ): Promise<{ podValues: PodValues; samples: number; problems: MetricsSourceError[] }> {
     const target = redactUrl(endpoint);
     const response = await boundedFetch(endpoint, {
       fetch: this.options.fetch,
@@ -204,8 +207,8 @@ export class ScrapeCollector {
         { target },
       );
     }
-    const podValues = this.evaluate(endpoint, index, nowSeconds, target);
-    return { podValues, samples: exposition.sampleCount };
+    const { values, problems } = this.evaluate(endpoint, index, nowSeconds, target);
+    return { podValues: values, samples: exposition.sampleCount, problems };
   }
 
   private evaluate(
@@ -213,12 +216,13 @@ export class ScrapeCollector {
     index: Map<string, IndexedSeries>,
     nowSeconds: number,
     target: string,
-  ): PodValues {
+  ): { values: PodValues; problems: MetricsSourceError[] } {
     const staleBeforeMs = this.options.clockMs() - this.options.staleAfterSeconds * 1000;
     const fresh = (samples: readonly Sample[], ref: SeriesRef) =>
       samples.filter(
         (s) => matches(ref, s.labels) && (s.timestampMs === undefined || s.timestampMs >= staleBeforeMs),
       );
+    const problems: MetricsSourceError[] = [];
     /** First source with series on this pod, type-checked. */
     const pick = (
       sources: readonly SeriesRef[],
@@ -230,11 +234,15 @@ export class ScrapeCollector {
         const entry = index.get(ref.metric + suffix);
         if (entry === undefined) continue;
         if (!types.has(entry.type)) {
-          throw new MetricsSourceError(
-            'METRIC_TYPE_MISMATCH',
-            `${target}: ${ref.metric + suffix} is a ${entry.type} (family ${entry.familyName}); the ${this.profile.displayName} profile reads it as ${as}`,
-            { target },
+          // One mistyped series costs its reading on this pod, not the pod: the other signals stand.
+          problems.push(
+            new MetricsSourceError(
+              'METRIC_TYPE_MISMATCH',
+              `${target}: ${ref.metric + suffix} is a ${entry.type} (family ${entry.familyName}); the ${this.profile.displayName} profile reads it as ${as}, so it is ignored`,
+              { target },
+            ),
           );
+          continue;
         }
         const samples = fresh(entry.samples, ref);
         if (samples.length > 0) return { ref, samples };
@@ -316,7 +324,7 @@ export class ScrapeCollector {
       }
     }
     this.history.set(endpoint, nextHistory);
-    return out;
+    return { values: out, problems };
   }
 }
 
