@@ -6,6 +6,7 @@
 import { realpathSync } from 'node:fs';
 import { text } from 'node:stream/consumers';
 import { fileURLToPath } from 'node:url';
+import packageJson from '../package.json' with { type: 'json' };
 import type { CommandHandler, CommandIo } from './cli/command.ts';
 import { EXIT_USAGE } from './cli/command.ts';
 import { runController } from './cli/controller.ts';
@@ -18,7 +19,10 @@ import { TokenscalerError } from './errors.ts';
 
 const COMMANDS: Record<string, { handler: CommandHandler; summary: string }> = {
   kv: { handler: runKv, summary: 'KV-cache capacity what-if for a model on GPUs' },
-  simulate: { handler: runSimulate, summary: 'replay a trace against a simulated fleet under several autoscaling policies' },
+  simulate: {
+    handler: runSimulate,
+    summary: 'replay a trace against a simulated fleet under several autoscaling policies',
+  },
   observe: { handler: runObserve, summary: 'token demand from engine metrics or Prometheus, once' },
   controller: { handler: runController, summary: 'run the autoscaler: reconcile loop and metrics APIs' },
   gateway: {
@@ -41,6 +45,10 @@ export async function main(argv: readonly string[], io: CommandIo): Promise<numb
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     (name === undefined ? io.stderr : io.stdout)(usage());
     return name === undefined ? EXIT_USAGE : 0;
+  }
+  if (name === '--version' || name === '-v' || name === 'version') {
+    io.stdout(`tokenscaler ${packageJson.version}\n`);
+    return 0;
   }
   const command = COMMANDS[name];
   if (command === undefined) {
