@@ -108,7 +108,7 @@ export class ClientNodeKubeApi implements KubeApi {
     this.#config = config;
     this.#custom = config.makeApiClient(CustomObjectsApi);
     this.#core = config.makeApiClient(CoreV1Api);
-    this.#timeoutMs = (options.requestTimeoutSeconds ?? 10) * 1000;
+    this.#timeoutMs = Math.round((options.requestTimeoutSeconds ?? 10) * 1000);
     this.#graceSeconds = options.watchSilenceGraceSeconds ?? 30;
   }
 
@@ -139,7 +139,7 @@ export class ClientNodeKubeApi implements KubeApi {
     // server ends the stream at timeoutSeconds, so silence beyond both means a dead connection.
     // requestTimeoutMs is declared private in the typings but is the documented knob of the timer
     // (default 30 s, which would cut every quiet watch twice a minute).
-    Reflect.set(watch, 'requestTimeoutMs', (options.timeoutSeconds + this.#graceSeconds) * 1000);
+    Reflect.set(watch, 'requestTimeoutMs', Math.round((options.timeoutSeconds + this.#graceSeconds) * 1000));
     return new Promise<void>((resolve, reject) => {
       let settled = false;
       let started = false;

@@ -52,6 +52,9 @@ export interface RequestRecord {
   contentType: string | undefined;
   watch: boolean;
   status: number;
+  /** The bearer token the client sent (tells apart clients that use different kubeconfigs). */
+  token: string | undefined;
+  atMs: number;
 }
 
 export interface FakeApiServerOptions {
@@ -77,8 +80,8 @@ export interface FakeApiServer {
   /** The next `count` watches get an ERROR event with a 410 Status at once. */
   goneNextWatches(count: number): void;
   openWatches(): number;
-  /** A kubeconfig (YAML) pointing at this server. */
-  kubeconfig(namespace?: string): string;
+  /** A kubeconfig (YAML) pointing at this server; `token` identifies the client in `requests`. */
+  kubeconfig(namespace?: string, token?: string): string;
   close(): Promise<void>;
 }
 
@@ -111,6 +114,8 @@ export async function startFakeApiServer(options: FakeApiServerOptions = {}): Pr
       contentType: req.headers['content-type'],
       watch: isWatch,
       status: 200,
+      token: req.headers.authorization?.replace(/^Bearer\s+/i, ''),
+      atMs: nowMs(),
     };
     requests.push(record);
     res.on('finish', () => {
@@ -449,7 +454,7 @@ export async function startFakeApiServer(options: FakeApiServerOptions = {}): Pr
       goneWatches = count;
     },
     openWatches: () => watches.size,
-    kubeconfig: (namespace = 'default') =>
+    kubeconfig: (namespace = 'default', token = 'fake-token') =>
       [
         'apiVersion: v1',
         'kind: Config',
@@ -461,7 +466,7 @@ export async function startFakeApiServer(options: FakeApiServerOptions = {}): Pr
         'users:',
         '- name: fake',
         '  user:',
-        '    token: fake-token',
+        `    token: ${token}`,
         'contexts:',
         '- name: fake',
         '  context:',
