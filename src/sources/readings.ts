@@ -186,14 +186,20 @@ export function ratio(a: number | undefined, b: number | undefined): number | un
  * requests dominate the running set (they stay longer, so they are over-represented among running
  * requests); (b) then catches up as their KV grows.
  *
+ * Requests still waiting for admission are in flight too (the Observation counts running and
+ * waiting): each adds the mean tokens of a finished request, since it will hold that much KV once
+ * admitted. Engines without a waiting gauge pass `waitingRequests: undefined` and get the running
+ * part alone, as do waiting requests before any request finished (their size is unknown then).
+ *
  * Example: 24 running, mean prompt 1322 and mean output 294 -> (a) = 24 x 1616 = 38,784; KV 81% of
- * 538,816 tokens -> (b) = 437,788; the estimate is 437,788 tokens.
+ * 538,816 tokens -> (b) = 437,788; 10 waiting -> + 10 x 1616 = 16,160; the estimate is 453,948 tokens.
  */
 export function estimateInflightTokens(input: {
   runningRequests: number | undefined;
   meanInputTokens: number | undefined;
   meanOutputTokens: number | undefined;
   kvTokensInUse: number | undefined;
+  waitingRequests?: number | undefined;
 }): number | undefined {
   const candidates: number[] = [];
   const perRequest =
@@ -203,7 +209,14 @@ export function estimateInflightTokens(input: {
   const byRequests = requestTokens(input.runningRequests, perRequest);
   if (byRequests !== undefined) candidates.push(byRequests);
   if (input.kvTokensInUse !== undefined) candidates.push(input.kvTokensInUse);
-  return candidates.length === 0 ? undefined : Math.max(...candidates);
+  if (candidates.length === 0) return undefined;
+  const running = Math.max(...candidates);
+  if (input.waitingRequests === undefined) return running;
+  // Without a per-request size (no request finished in the window) the waiting part is unknown; the
+  // running part is still a true lower bound, and holding instead would block a scale-up exactly when
+  // a cold fleet is saturated.
+  const waiting = requestTokens(input.waitingRequests, perRequest);
+  return running + (waiting ?? 0);
 }
 
 /**

@@ -147,10 +147,11 @@ describe('engine profiles over two ticks (rates, percentiles, estimates)', () =>
     expect(o.requestInputTokens?.p50).toBeCloseTo(1000, 6);
     expect(o.requestInputTokens?.p95).toBeCloseTo(5000, 6);
     expect(o.requestInputTokens?.p99).toBe(5000);
-    // running 24 x (mean in 1617.5 + mean out 406.75) = 48,582 < KV held 437,788 -> KV wins.
+    // running 24 x (mean in 1617.5 + mean out 406.75) = 48,582 < KV held 437,788 -> KV wins; the
+    // 7 waiting requests add 7 x 2,024.25 = 14,169.75 -> 451,957.75.
     expect(state.input.meanTokens).toBe(1617.5);
     expect(state.output.meanTokens).toBe(406.75);
-    expect(o.inflightTokens).toBe(437_788);
+    expect(o.inflightTokens).toBeCloseTo(437_788 + 7 * (1617.5 + 406.75), 6);
     // 7 waiting x mean prompt 1617.5
     expect(o.waitingTokens).toBeCloseTo(7 * 1617.5, 6);
     expect(o.provenance).toMatchObject({
@@ -176,8 +177,10 @@ describe('engine profiles over two ticks (rates, percentiles, estimates)', () =>
     expect(o.engineKvUsageRatio).toBeCloseTo((0.8125 + 0.5) / 2, 12);
     // pod a: 33,676 x 16 = 538,816; pod b: two engines x 40,000 x 16 = 1,280,000; the smaller replica.
     expect(o.engineKvCapacityTokensPerReplica).toBe(538_816);
-    // KV held: 0.8125 x 538,816 + 0.5 x 1,280,000 = 1,077,788
-    expect(o.inflightTokens).toBe(1_077_788);
+    // KV held: 0.8125 x 538,816 + 0.5 x 1,280,000 = 1,077,788, plus every waiting request at the
+    // fleet's mean tokens per finished request (both pods serve the same distributions).
+    const perRequest = state.input.meanTokens + state.output.meanTokens;
+    expect(o.inflightTokens).toBeCloseTo(1_077_788 + (o.waitingRequests ?? Number.NaN) * perRequest, 6);
     expect(o.promptTokensPerSecond).toBeCloseTo(expectedRates([state, big]).promptTokensPerSecond, 6);
   });
 

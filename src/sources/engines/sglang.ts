@@ -118,6 +118,7 @@ export const sglangProfile: EngineProfile = {
         'inflightTokens',
         estimateInflightTokens({
           runningRequests: running,
+          waitingRequests: waiting,
           meanInputTokens: meanInput,
           meanOutputTokens: meanOutput,
           kvTokensInUse: fleetSum(used),

@@ -122,6 +122,7 @@ export const trtllmProfile: EngineProfile = {
         'inflightTokens',
         estimateInflightTokens({
           runningRequests: running,
+          waitingRequests: waiting,
           meanInputTokens: meanInput,
           meanOutputTokens: meanOutput,
           kvTokensInUse: fleetSum(perPodProduct(r.perPod('usedBlocks'), tokensPerBlock)),

@@ -116,6 +116,7 @@ export const vllmProfile: EngineProfile = {
         'inflightTokens',
         estimateInflightTokens({
           runningRequests: running,
+          waitingRequests: waiting,
           meanInputTokens: meanInput,
           meanOutputTokens: meanOutput,
           kvTokensInUse: fleetSum(perPodProduct(usage, capacity)),
