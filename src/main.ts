@@ -15,6 +15,7 @@ import { runGateway } from './cli/gateway.ts';
 import { runKv } from './cli/kv.ts';
 import { runObserve } from './cli/observe.ts';
 import { runSimulate } from './cli/simulate.ts';
+import { createStatusCommand, realStatusDeps } from './cli/status.ts';
 import { TokenscalerError } from './errors.ts';
 
 const COMMANDS: Record<string, { handler: CommandHandler; summary: string }> = {
@@ -25,6 +26,10 @@ const COMMANDS: Record<string, { handler: CommandHandler; summary: string }> = {
   },
   observe: { handler: runObserve, summary: 'token demand from engine metrics or Prometheus, once' },
   controller: { handler: runController, summary: 'run the autoscaler: reconcile loop and metrics APIs' },
+  status: {
+    handler: createStatusCommand(realStatusDeps(() => process.stdout.isTTY === true)),
+    summary: 'what each TokenScaler in the cluster decided and why (also: kubectl tokenscaler status)',
+  },
   gateway: {
     handler: runGateway,
     summary: 'token-metering proxy for an OpenAI-compatible server, with its own /metrics',
