@@ -1,6 +1,12 @@
 import { SERVING_FLAG_OPTIONS, SERVING_FLAGS_HELP, servingOptionsFromFlags } from '../api/serving-flags.ts';
 import { loadScalerFiles } from '../config/scaler-files.ts';
 import { InvalidInputError } from '../errors.ts';
+import {
+  CLUSTER_FLAG_OPTIONS,
+  CLUSTER_FLAGS_HELP,
+  normalizeClusterArgs,
+  runInCluster,
+} from '../kube/cluster-mode.ts';
 import { createJsonLogger, type LogLevel } from '../telemetry/logger.ts';
 import { parseListenAddress } from '../telemetry/metrics-server.ts';
 import { type CommandHandler, EXIT_OK } from './command.ts';
@@ -19,10 +25,12 @@ decisions through the external and custom metrics APIs and the KEDA metrics-api 
   --metrics-bind-address ADDR  plain-HTTP /metrics of the controller itself (default :8080; "0" disables)
   --log-level LEVEL            debug, info, warn or error (default info)
 
-${SERVING_FLAGS_HELP}`;
+${SERVING_FLAGS_HELP}
+${CLUSTER_FLAGS_HELP}`;
 
 export const CONTROLLER_FLAG_OPTIONS = {
   ...SERVING_FLAG_OPTIONS,
+  ...CLUSTER_FLAG_OPTIONS,
   standalone: { type: 'boolean' },
   scalers: { type: 'string' },
   'tick-seconds': { type: 'string' },
@@ -32,7 +40,7 @@ export const CONTROLLER_FLAG_OPTIONS = {
 } as const;
 
 export const runController: CommandHandler = async (args, io) => {
-  const { values } = parseFlags(args, CONTROLLER_FLAG_OPTIONS);
+  const { values } = parseFlags(normalizeClusterArgs(args), CONTROLLER_FLAG_OPTIONS);
   if (values.help === true) {
     io.stdout(HELP);
     return EXIT_OK;
@@ -52,10 +60,19 @@ export const runController: CommandHandler = async (args, io) => {
   });
 
   if (values.standalone !== true) {
-    throw new InvalidInputError(
-      '--standalone',
-      'cluster mode is not available in this build; run with --standalone --scalers <file or dir>',
-    );
+    if (api.insecureServing)
+      logger.warn('INSECURE SERVING: the metrics APIs run over plain HTTP with no authentication', {
+        bindAddress: api.bindAddress,
+        port: api.port,
+      });
+    return runInCluster(values, io, {
+      logger,
+      startRuntime: (parts) =>
+        startControllerRuntime(
+          { tickSeconds, api, metricsListen },
+          { logger, nowMs: io.nowMs, fetch: (input, init) => fetch(input, init), ...parts },
+        ),
+    });
   }
   if (values.scalers === undefined)
     throw new InvalidInputError(

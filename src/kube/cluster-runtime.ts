@@ -56,7 +56,7 @@ export interface ClusterRuntimeDeps {
   logger: Logger;
   nowMs: () => number;
   random?: () => number;
-  /** Where the Kubernetes metrics go (the controller's registry); none when undefined. */
+  /** Where the Kubernetes metrics go (or call registerMetrics later); none when undefined. */
   registry?: Registry;
 }
 
@@ -83,6 +83,8 @@ export interface ClusterRuntime {
    * then releases the Lease. Resolves when both have stopped.
    */
   run(signal: AbortSignal, setScalers: (definitions: ScalerDefinition[]) => Promise<void>): Promise<void>;
+  /** Registers the Kubernetes metrics on the controller's registry (once; later calls do nothing). */
+  registerMetrics(registry: Registry): void;
   /** Resolves after the first successful list was handed to `setScalers`. */
   waitForSync(signal: AbortSignal): Promise<void>;
   readiness(): ClusterReadiness;
@@ -159,8 +161,18 @@ export function createClusterRuntime(
   const lookup = (namespace: string, name: string) => feed.object(namespace, name);
   const recorder = new EventRecorder({ api, leader, nowMs, logger });
   const fights = new ReplicasFightDetector({ api, recorder, nowMs, logger });
-  const hpas = new HpaManager({ api, leader, recorder, logger });
-  const metrics = deps.registry === undefined ? undefined : new KubeMetrics(deps.registry, feed, leader);
+  const hpas = new HpaManager({
+    api,
+    leader,
+    recorder,
+    logger,
+    exists: (namespace, name) => lookup(namespace, name) !== undefined,
+  });
+  let metrics: KubeMetrics | undefined;
+  const registerMetrics = (registry: Registry) => {
+    metrics ??= new KubeMetrics(registry, feed, leader);
+  };
+  if (deps.registry !== undefined) registerMetrics(deps.registry);
   const status = new StatusWriter({
     api,
     leader,
@@ -169,7 +181,7 @@ export function createClusterRuntime(
     contested: (namespace, name) => fights.contested(namespace, name),
     nowMs,
     logger,
-    ...(metrics === undefined ? {} : { onWrite: (result: string) => metrics.statusWrites.inc({ result }) }),
+    onWrite: (result) => metrics?.statusWrites.inc({ result }),
   });
   const events = new ScalerEvents(recorder, leader, lookup);
   const staleAfterMs = (options.staleAfterSeconds ?? 2 * (options.resyncSeconds ?? 600)) * 1000;
@@ -187,6 +199,7 @@ export function createClusterRuntime(
       await Promise.all([feed.run(signal), elector?.run(signal)]);
     },
     waitForSync: (signal) => feed.waitForSync(signal),
+    registerMetrics,
     readiness() {
       const health = feed.health();
       const newest = Math.max(health.lastListAtMs ?? 0, health.lastWatchEventAtMs ?? 0);

@@ -100,6 +100,11 @@ export interface HpaManagerOptions {
   leader: LeaderState;
   recorder: EventRecorder;
   logger: Logger;
+  /**
+   * Whether the TokenScaler still exists in the API server. A scaler leaves the loop both when it is
+   * deleted and when the controller shuts down; only the first may delete its HPA.
+   */
+  exists: (namespace: string, name: string) => boolean;
 }
 
 export class HpaManager implements DecisionListener {
