@@ -143,8 +143,9 @@ export class HpaManager implements DecisionListener {
     const scaler = this.#known.get(k);
     this.#known.delete(k);
     // The ownerReference lets the garbage collector delete it too; deleting here is faster and
-    // covers HPAs created before the scaler had a uid.
-    if (this.#options.leader.isLeader())
+    // covers HPAs created before the scaler had a uid. A controller shutting down removes every
+    // scaler from its loop while the TokenScalers still exist: their HPAs must stay.
+    if (this.#options.leader.isLeader() && !this.#options.exists(namespace, name))
       await this.#remove(namespace, name, scaler, AbortSignal.timeout(10_000));
   }
 

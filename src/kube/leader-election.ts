@@ -141,7 +141,8 @@ export class LeaderElector implements LeaderState {
         return;
       }
       const current = await api.getLease(namespace, name, deadline);
-      const leaseDurationSeconds = this.#leaseMs / 1000;
+      // Lease.spec.leaseDurationSeconds is an int32; followers use their own configured duration anyway.
+      const leaseDurationSeconds = Math.max(1, Math.ceil(this.#leaseMs / 1000));
       if (current === undefined) {
         this.#lease = await api.createLease(
           {
