@@ -166,6 +166,7 @@ export function createClusterRuntime(
     leader,
     recorder,
     logger,
+    nowMs,
     exists: (namespace, name) => lookup(namespace, name) !== undefined,
   });
   let metrics: KubeMetrics | undefined;

@@ -36,10 +36,19 @@ const stateOf = (scaler: ScalerDefinition): ScalerState => ({ scaler, deciderSta
 
 function setup(leader: LeaderState = new AlwaysLeader('me'), exists = true) {
   const api = new MemoryKubeApi(new FakeStore());
-  const recorder = new EventRecorder({ api, leader, nowMs: Date.now, logger: quiet });
-  const manager = new HpaManager({ api, leader, recorder, logger: quiet, exists: () => exists });
+  const clock = { ms: Date.UTC(2026, 0, 1) };
+  const recorder = new EventRecorder({ api, leader, nowMs: () => clock.ms, logger: quiet });
+  const manager = new HpaManager({
+    api,
+    leader,
+    recorder,
+    logger: quiet,
+    exists: () => exists,
+    nowMs: () => clock.ms,
+    resyncSeconds: 300,
+  });
   const reasons = () => api.store.list(EVENTS, 'inference').items.map((e) => e.reason);
-  return { api, manager, reasons };
+  return { api, manager, reasons, clock };
 }
 
 describe('the owned HPA', () => {
@@ -83,6 +92,18 @@ describe('the owned HPA', () => {
     await manager.onDecision(stateOf(definition({ maxReplicas: 12 }, 2)), signal());
     expect(api.store.get(HPAS, 'inference', 'tokenscaler-llama').spec).toMatchObject({ maxReplicas: 12 });
     expect(reasons().sort()).toEqual(['HPACreated', 'HPAUpdated']);
+  });
+
+  it('puts back a hand edit at the next resync', async () => {
+    const { api, manager, clock } = setup();
+    await manager.onDecision(stateOf(definition()), signal());
+    api.store.mergePatch(HPAS, 'inference', 'tokenscaler-llama', { spec: { maxReplicas: 99 } });
+    clock.ms += 60_000;
+    await manager.onDecision(stateOf(definition()), signal());
+    expect(api.store.get(HPAS, 'inference', 'tokenscaler-llama').spec).toMatchObject({ maxReplicas: 99 });
+    clock.ms += 300_000;
+    await manager.onDecision(stateOf(definition()), signal());
+    expect(api.store.get(HPAS, 'inference', 'tokenscaler-llama').spec).toMatchObject({ maxReplicas: 8 });
   });
 
   it('never touches an HPA of the same name that it does not own', async () => {

@@ -105,12 +105,15 @@ export interface HpaManagerOptions {
    * deleted and when the controller shuts down; only the first may delete its HPA.
    */
   exists: (namespace: string, name: string) => boolean;
+  nowMs?: () => number;
+  /** Re-read the HPA this often even when the scaler did not change, to undo hand edits (default 300). */
+  resyncSeconds?: number;
 }
 
 export class HpaManager implements DecisionListener {
   readonly #options: HpaManagerOptions;
   /** Scalers whose HPA is known to match (by generation), so steady ticks cost no API call. */
-  readonly #inSync = new Map<string, string>();
+  readonly #inSync = new Map<string, { stamp: string; atMs: number }>();
   readonly #known = new Map<string, ScalerDefinition>();
 
   constructor(options: HpaManagerOptions) {
@@ -131,10 +134,12 @@ export class HpaManager implements DecisionListener {
       return;
     }
     const stamp = `${scaler.uid ?? ''}#${scaler.generation}#${scaler.spec.hpa.create}`;
-    if (this.#inSync.get(k) === stamp) return;
+    const now = (this.#options.nowMs ?? Date.now)();
+    const synced = this.#inSync.get(k);
+    if (synced?.stamp === stamp && now - synced.atMs < (this.#options.resyncSeconds ?? 300) * 1000) return;
     if (scaler.spec.hpa.create) await this.#ensure(scaler, signal);
     else await this.#remove(scaler.namespace, scaler.name, scaler, signal);
-    this.#inSync.set(k, stamp);
+    this.#inSync.set(k, { stamp, atMs: now });
   }
 
   async onScalerRemoved(namespace: string, name: string): Promise<void> {
