@@ -11,6 +11,7 @@ import type { CommandHandler, CommandIo } from './cli/command.ts';
 import { EXIT_USAGE } from './cli/command.ts';
 import { runController } from './cli/controller.ts';
 import { createCountCommand } from './cli/count.ts';
+import { runDemoCommand } from './cli/demo.ts';
 import { runGateway } from './cli/gateway.ts';
 import { runKv } from './cli/kv.ts';
 import { runObserve } from './cli/observe.ts';
@@ -29,6 +30,10 @@ const COMMANDS: Record<string, { handler: CommandHandler; summary: string }> = {
   status: {
     handler: createStatusCommand(realStatusDeps(() => process.stdout.isTTY === true)),
     summary: 'what each TokenScaler in the cluster decided and why (also: kubectl tokenscaler status)',
+  },
+  demo: {
+    handler: runDemoCommand,
+    summary: 'the controller against a simulated vLLM fleet replaying a trace (no cluster)',
   },
   gateway: {
     handler: runGateway,

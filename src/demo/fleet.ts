@@ -232,6 +232,7 @@ export class DemoFleet {
   #now = 0;
   #completed = 0;
   #ttftSeconds: number[] = [];
+  readonly #allTtftSeconds: number[] = [];
 
   constructor(options: FleetOptions, initialReplicas: number) {
     this.#options = options;
@@ -256,6 +257,11 @@ export class DemoFleet {
 
   get completedRequests(): number {
     return this.#completed;
+  }
+
+  /** TTFT of every request finished so far. */
+  allTtftSeconds(): readonly number[] {
+    return this.#allTtftSeconds;
   }
 
   /** TTFT of requests finished since the last call, then forgotten. */
@@ -308,7 +314,10 @@ export class DemoFleet {
     for (const replica of this.#replicas) {
       replica.step(this.#now, dtSeconds, (r) => {
         this.#completed += 1;
-        if (r.firstTokenAt !== undefined) this.#ttftSeconds.push(r.firstTokenAt - r.arrivedAt);
+        if (r.firstTokenAt !== undefined) {
+          this.#ttftSeconds.push(r.firstTokenAt - r.arrivedAt);
+          this.#allTtftSeconds.push(r.firstTokenAt - r.arrivedAt);
+        }
       });
     }
     // A drained replica leaves once it holds no requests; requests still queued there move back.
