@@ -331,7 +331,6 @@ describe.each(MODES)('metricsApi.mode %s', (mode) => {
           'apps/deployments/scale: get',
           'apps/statefulsets/scale: get',
           '/pods: list,watch',
-          '/events: create,patch',
           'events.k8s.io/events: create,patch',
           'autoscaling/horizontalpodautoscalers: create,delete,get,list,patch,update,watch',
         ].sort(),

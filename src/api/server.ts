@@ -69,6 +69,8 @@ export interface ApiServerDeps {
   /** Default: the files of `options.tls`. */
   material?: MaterialSource;
   metrics?: ApiMetrics;
+  /** More reasons to be unready, e.g. cluster mode's list/watch health; consulted after the store. */
+  readiness?: () => Readiness;
 }
 
 export interface RunningApiServer {
@@ -150,7 +152,7 @@ export async function startApiServer(
     if (draining) return { ready: false, reason: 'shutting down' };
     if (!deps.store.synced())
       return { ready: false, reason: 'no decisions yet (the first reconcile pass is running)' };
-    return { ready: true };
+    return deps.readiness?.() ?? { ready: true };
   };
 
   const app = createApiApp({

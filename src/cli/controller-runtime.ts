@@ -1,5 +1,7 @@
 import { Registry } from 'prom-client';
+import type { Readiness } from '../api/app.ts';
 import { InMemoryDecisionStore } from '../api/decision-store.ts';
+import type { MaterialSource } from '../api/material.ts';
 import { createApiMetrics } from '../api/metrics.ts';
 import { type ApiServerOptions, type RunningApiServer, startApiServer } from '../api/server.ts';
 import type { ScalerDefinition } from '../config/tokenscaler-spec.ts';
@@ -28,8 +30,12 @@ export interface ControllerRuntimeDeps {
   logger: Logger;
   nowMs: () => number;
   fetch: FetchLike;
-  /** Pod discovery for metrics.scrape.podSelector (cluster mode, or the demo's fleet). */
-  resolveEndpoints?: EndpointResolver;
+  /** Pod discovery for a scaler's metrics.scrape.podSelector (cluster mode, or the demo's fleet). */
+  resolverFor?: (scaler: ScalerDefinition) => EndpointResolver;
+  /** Serving material of the API server; default: the files of the serving flags. */
+  material?: MaterialSource;
+  /** More reasons for /readyz to fail (cluster mode: list/watch not healthy). */
+  readiness?: () => Readiness;
   /** Reads the scale target; standalone passes one that answers undefined (replicas are inferred). */
   replicas: ReplicaReader;
   listeners?: readonly DecisionListener[];
@@ -71,6 +77,8 @@ export async function startControllerRuntime(
     store,
     logger: deps.logger,
     metrics: createApiMetrics(registry),
+    ...(deps.material !== undefined ? { material: deps.material } : {}),
+    ...(deps.readiness !== undefined ? { readiness: deps.readiness } : {}),
   });
   let metricsServer: RunningMetricsServer | undefined;
   try {
@@ -112,7 +120,7 @@ function adaptSource(scaler: ScalerDefinition, deps: ControllerRuntimeDeps): Obs
   const source = createObservationSource(scaler.spec, {
     fetch: deps.fetch,
     clockMs: deps.nowMs,
-    ...(deps.resolveEndpoints !== undefined ? { resolveEndpoints: deps.resolveEndpoints } : {}),
+    ...(deps.resolverFor !== undefined ? { resolveEndpoints: deps.resolverFor(scaler) } : {}),
   });
   return {
     observe: async (nowSeconds, signal) => {

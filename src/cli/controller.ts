@@ -1,3 +1,4 @@
+import { fileMaterialSource } from '../api/material.ts';
 import { SERVING_FLAG_OPTIONS, SERVING_FLAGS_HELP, servingOptionsFromFlags } from '../api/serving-flags.ts';
 import { loadScalerFiles } from '../config/scaler-files.ts';
 import { InvalidInputError } from '../errors.ts';
@@ -51,7 +52,8 @@ export const runController: CommandHandler = async (args, io) => {
   const metricsAddress = values['metrics-bind-address'] ?? ':8080';
   const metricsListen =
     metricsAddress === '0' ? undefined : parseListenAddress('metrics-bind-address', metricsAddress);
-  const api = servingOptionsFromFlags(values, io.cwd);
+  // In a cluster, CAs that no flag gives come from kube-system/extension-apiserver-authentication.
+  const api = servingOptionsFromFlags(values, io.cwd, { caFromCluster: values.standalone !== true });
   const logger = createJsonLogger({
     write: io.stderr,
     nowMs: io.nowMs,
@@ -67,10 +69,16 @@ export const runController: CommandHandler = async (args, io) => {
       });
     return runInCluster(values, io, {
       logger,
-      startRuntime: (parts) =>
+      startRuntime: ({ servingMaterial, ...parts }) =>
         startControllerRuntime(
           { tickSeconds, api, metricsListen },
-          { logger, nowMs: io.nowMs, fetch: (input, init) => fetch(input, init), ...parts },
+          {
+            logger,
+            nowMs: io.nowMs,
+            fetch: (input, init) => fetch(input, init),
+            ...parts,
+            ...(api.tls !== undefined ? { material: servingMaterial(fileMaterialSource(api.tls)) } : {}),
+          },
         ),
     });
   }

@@ -27,6 +27,11 @@ export const BINDING_CONSTRAINTS = [
 export type BindingConstraint = (typeof BINDING_CONSTRAINTS)[number];
 
 const positiveInt = z.number().int().positive();
+/** What the collectors can fetch: http or https with a host (`prometheus:9090` alone is not a URL here). */
+const httpUrl = z.url({
+  protocol: /^https?$/,
+  error: 'expected an http(s) URL such as http://prometheus:9090',
+});
 const ratio = z.number().gt(0).lte(1);
 
 export const scaleTargetRefSchema = z.strictObject({
@@ -80,7 +85,7 @@ const labelSelectorSchema = z.strictObject({
 
 export const scrapeSpecSchema = z
   .strictObject({
-    urls: z.array(z.url()).min(1).optional(),
+    urls: z.array(httpUrl).min(1).optional(),
     podSelector: labelSelectorSchema.optional(),
     port: z.number().int().min(1).max(65535).optional(),
     path: z.string().startsWith('/').default('/metrics'),
@@ -108,7 +113,7 @@ export const genericQueriesSchema = z.strictObject({
 });
 
 export const prometheusSpecSchema = z.strictObject({
-  url: z.url(),
+  url: httpUrl,
   /** Label matchers inside braces, e.g. {namespace="inference",app="vllm"}. */
   selector: z.string().regex(/^\{.*\}$/s, 'a PromQL label selector in braces, e.g. {app="vllm"}'),
   rateWindowSeconds: positiveInt.default(120),

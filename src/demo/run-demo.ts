@@ -168,7 +168,7 @@ export async function runDemo(options: DemoOptions, io: DemoIo): Promise<DemoSum
         logger: io.logger,
         nowMs: simNowMs,
         fetch: (input, init) => fetch(input, init),
-        resolveEndpoints: async () => fleetServer.endpoints(),
+        resolverFor: () => async () => fleetServer.endpoints(),
         replicas: { read: async () => ({ current: fleet.currentReplicas, ready: fleet.readyReplicas }) },
       },
     );

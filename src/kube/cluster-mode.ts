@@ -13,6 +13,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Registry } from 'prom-client';
+import type { Readiness } from '../api/app.ts';
+import type { MaterialSource } from '../api/material.ts';
 import type { CommandIo } from '../cli/command.ts';
 import type { ScalerDefinition } from '../config/tokenscaler-spec.ts';
 import { InvalidInputError } from '../errors.ts';
@@ -67,7 +69,11 @@ export function normalizeClusterArgs(args: readonly string[]): string[] {
 export interface ClusterRuntimeParts {
   replicas: ReplicaReader;
   listeners: readonly DecisionListener[];
-  resolveEndpoints: EndpointResolver;
+  resolverFor: (scaler: ScalerDefinition) => EndpointResolver;
+  /** Fills the CA files no flag gives from kube-system/extension-apiserver-authentication. */
+  servingMaterial: (files: MaterialSource) => MaterialSource;
+  /** /readyz fails while list/watch is not healthy. */
+  readiness: () => Readiness;
 }
 
 /** The part of the controller runtime cluster mode drives. */
@@ -133,7 +139,12 @@ export async function runInCluster(
   const runtime = await deps.startRuntime({
     replicas: cluster.replicaReader,
     listeners: cluster.listeners,
-    resolveEndpoints: cluster.resolveEndpoints,
+    resolverFor: (scaler) => cluster.resolverFor(scaler),
+    servingMaterial: (files) => cluster.servingMaterial(files),
+    readiness: () => {
+      const health = cluster.readiness();
+      return health.ready ? { ready: true } : { ready: false, reason: health.reason };
+    },
   });
   cluster.registerMetrics(runtime.registry);
   const stopCluster = new AbortController();

@@ -61,8 +61,8 @@ export const CEL_RULES: Record<string, CelRule[]> = {
 };
 
 /**
- * URLs: zod accepts any WHATWG URL (even `prometheus:9090`, read as scheme "prometheus"); the CRD
- * asks for http(s) with a host, which is what the collectors can fetch. The selector regex carries
+ * URLs: zod asks for the http(s) protocol, the CRD for http(s) with a host (the same set in practice:
+ * what the collectors can fetch). The selector regex carries
  * the `s` flag in zod; `[\s\S]` says the same in both regex dialects.
  */
 const URL_PATTERN = '^https?://[^\\s/?#]+([/?#]\\S*)?$';

@@ -125,7 +125,10 @@ export class Reconciler {
   async #tickOne(key: string, entry: Entry, parentSignal: AbortSignal): Promise<void> {
     const { logger, nowMs } = this.#options;
     const deadlineSeconds = this.#options.scalerDeadlineSeconds ?? this.#options.tickSeconds * 0.8;
-    const signal = AbortSignal.any([parentSignal, AbortSignal.timeout(deadlineSeconds * 1000)]);
+    const signal = AbortSignal.any([
+      parentSignal,
+      AbortSignal.timeout(Math.max(1, Math.round(deadlineSeconds * 1000))),
+    ]);
     const startedMs = nowMs();
     const nowSeconds = startedMs / 1000;
     const { scaler } = entry.state;
