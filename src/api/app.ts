@@ -13,19 +13,15 @@ import type { IncomingMessage } from 'node:http';
 import type { Express, NextFunction, Request, Response } from 'express';
 import express from 'express';
 import type { AuthenticationResult, Authorizer, RequestHeaderConfig, UserInfo } from './auth.ts';
-import {
-  DEFAULT_REQUEST_HEADER_CONFIG,
-  forbiddenMessage,
-  requestAttributes,
-  stripIdentityHeaders,
-} from './auth.ts';
+import { DEFAULT_REQUEST_HEADER_CONFIG, requestAttributes, stripIdentityHeaders } from './auth.ts';
 import { CUSTOM_GROUP, EXTERNAL_GROUP } from './catalog.ts';
 import type { DecisionStore } from './decision-store.ts';
+import { failureAnswer, forbiddenAnswer } from './failures.ts';
 import type { ApiMetrics, RouteLabel } from './metrics.ts';
 import { apiGroup, apiGroupList, customDiscovery, externalDiscovery } from './payloads.ts';
 import { queryCustomMetric, queryExternalMetric, queryKeda } from './queries.ts';
 import type { StatusCode } from './status.ts';
-import { ApiStatusError, statusBody } from './status.ts';
+import { statusBody } from './status.ts';
 
 /** Structured logger; the controller's JSON logger fits (same shape as reconcile/ports Logger). */
 export interface ApiLogger {
@@ -144,15 +140,8 @@ export function createApiApp(deps: ApiAppDeps): Express {
     const decision = await deps.authorizer.authorize(user, attributes);
     if (!decision.allowed) {
       setRoute(response, 'forbidden');
-      sendStatus(response, 403, forbiddenMessage(user, attributes, decision.reason), {
-        ...(attributes.kind === 'resource'
-          ? {
-              group: attributes.group,
-              kind: attributes.resource,
-              ...(attributes.name ? { name: attributes.name } : {}),
-            }
-          : {}),
-      });
+      const answer = forbiddenAnswer(user, attributes, decision.reason);
+      sendStatus(response, answer.code, answer.message, answer.details);
       return;
     }
     next();
@@ -242,21 +231,8 @@ export function createApiApp(deps: ApiAppDeps): Express {
   });
 
   app.use((error: unknown, request: Request, response: Response, _next: NextFunction) => {
-    if (error instanceof ApiStatusError) {
-      if (error.httpStatus >= 500) {
-        deps.logger.error('metrics API request failed', { path: request.path, error, cause: error.cause });
-      }
-      sendStatus(response, error.httpStatus, error.message, error.details);
-      return;
-    }
-    // Express raises 400 for a path segment that does not percent-decode.
-    const status = (error as { status?: unknown } | undefined)?.status;
-    if (status === 400) {
-      sendStatus(response, 400, 'the request path is not valid: a segment does not percent-decode');
-      return;
-    }
-    deps.logger.error('metrics API request failed', { path: request.path, error });
-    sendStatus(response, 500, 'Internal error occurred: unable to fetch metrics');
+    const answer = failureAnswer(error, request.path, deps.logger);
+    sendStatus(response, answer.code, answer.message, answer.details);
   });
 
   return app;

@@ -25,6 +25,12 @@ export interface DecisionStore {
   list(namespace?: string): readonly PublishedScaler[];
   /** True once the loop has completed its first pass over all scalers (drives /readyz). */
   synced(): boolean;
+  /**
+   * Optional change counter: a number that differs whenever anything `get` or `list` returns may
+   * have changed (register, publish, remove). The API reuses a serialised answer only while it is
+   * unchanged; a store without it gets every answer built afresh.
+   */
+  version?(): number;
 }
 
 /**
@@ -37,6 +43,7 @@ export class InMemoryDecisionStore implements DecisionStore {
   private readonly listCache = new Map<string, readonly PublishedScaler[]>();
   private allCache: readonly PublishedScaler[] | undefined;
   private isSynced = false;
+  private changes = 0;
 
   get(namespace: string, name: string): PublishedScaler | undefined {
     return this.byNamespace.get(namespace)?.get(name);
@@ -60,6 +67,11 @@ export class InMemoryDecisionStore implements DecisionStore {
 
   synced(): boolean {
     return this.isSynced;
+  }
+
+  /** Bumped by every register, publish and effective remove; answers cached before it are stale. */
+  version(): number {
+    return this.changes;
   }
 
   /** Declares a configured scaler (no decision yet); keeps an existing decision. */
@@ -112,6 +124,7 @@ export class InMemoryDecisionStore implements DecisionStore {
   }
 
   private invalidate(namespace: string): void {
+    this.changes += 1;
     this.listCache.delete(namespace);
     this.allCache = undefined;
   }

@@ -117,9 +117,14 @@ export function apiGroupList(): { kind: 'APIGroupList'; apiVersion: 'v1'; groups
   };
 }
 
-/** `metav1.Time`: RFC 3339 in UTC with second precision, as Go marshals it. */
+/**
+ * `metav1.Time`: RFC 3339 in UTC with second precision, as Go marshals it. `toISOString` always
+ * ends in `.sssZ` (here `.000Z`, the seconds being whole): 1787306400 -> "2026-08-21T10:00:00.000Z"
+ * -> "2026-08-21T10:00:00Z".
+ */
 export function formatTimestamp(unixSeconds: number): string {
-  return new Date(Math.floor(unixSeconds) * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const iso = new Date(Math.floor(unixSeconds) * 1000).toISOString();
+  return `${iso.slice(0, -5)}Z`;
 }
 
 export function scalerLabels(scaler: Pick<PublishedScaler, 'name'>): Record<string, string> {

@@ -133,18 +133,32 @@ export function selectScalers(
 }
 
 /**
- * `GET /apis/external.metrics.k8s.io/v1beta1/namespaces/{ns}/{metric}?labelSelector=...`.
- * All scalers of the namespace whose labels (`tokenscaler.dev/name`) match the selector; the HPA
- * sums the items, so an HPA should select exactly one scaler.
+ * An external-metrics read, checked against everything that does not depend on the store (metric
+ * name, selector syntax). The same URL always prepares to the same query, so a caller may keep it.
  */
-export function queryExternalMetric(
-  store: DecisionStore,
+export interface ExternalMetricQuery {
+  namespace: string;
+  metric: ServedMetric;
+  selector: LabelSelector;
+}
+
+/** Throws the 404 (unknown metric) or 400 (bad selector) a request gets before the store is read. */
+export function prepareExternalMetricQuery(
   namespace: string,
   metricName: string,
   labelSelector: string | undefined,
-): ExternalMetricValueList {
+): ExternalMetricQuery {
   const metric = requireMetric(metricName, EXTERNAL_GROUP, `namespaces/${namespace}`);
   const selector = parseSelectorParam(labelSelector, 'labelSelector');
+  return { namespace, metric, selector };
+}
+
+/** The answer to a prepared external-metrics read from what the store holds now. */
+export function answerExternalMetricQuery(
+  store: DecisionStore,
+  query: ExternalMetricQuery,
+): ExternalMetricValueList {
+  const { namespace, metric, selector } = query;
   const matched = selectScalers(store, namespace, selector);
   if (matched.length === 0) {
     throw new ApiStatusError(
@@ -157,21 +171,41 @@ export function queryExternalMetric(
 }
 
 /**
- * `GET /apis/custom.metrics.k8s.io/v1beta2/namespaces/{ns}/{resource}/{name}/{metric}`: an Object
- * metric of one TokenScaler (exactly one item), or with name `*` every scaler matching
- * `labelSelector`. `metricLabelSelector` filters on the metric's labels (`tokenscaler.dev/name`).
+ * `GET /apis/external.metrics.k8s.io/v1beta1/namespaces/{ns}/{metric}?labelSelector=...`.
+ * All scalers of the namespace whose labels (`tokenscaler.dev/name`) match the selector; the HPA
+ * sums the items, so an HPA should select exactly one scaler.
  */
-export function queryCustomMetric(
+export function queryExternalMetric(
   store: DecisionStore,
-  request: {
-    namespace: string;
-    resource: string;
-    name: string;
-    metric: string;
-    labelSelector?: string | undefined;
-    metricLabelSelector?: string | undefined;
-  },
-): MetricValueList {
+  namespace: string,
+  metricName: string,
+  labelSelector: string | undefined,
+): ExternalMetricValueList {
+  return answerExternalMetricQuery(store, prepareExternalMetricQuery(namespace, metricName, labelSelector));
+}
+
+/** A custom-metrics read, checked as far as it can be without the store (see ExternalMetricQuery). */
+export interface CustomMetricQuery {
+  namespace: string;
+  /** A TokenScaler name, or `*` for every scaler `selector` matches. */
+  name: string;
+  metric: ServedMetric;
+  metricSelector: LabelSelector;
+  /** Parsed only for name `*` (for a named object the parameter is ignored, as before). */
+  selector: LabelSelector | undefined;
+}
+
+export interface CustomMetricRequest {
+  namespace: string;
+  resource: string;
+  name: string;
+  metric: string;
+  labelSelector?: string | undefined;
+  metricLabelSelector?: string | undefined;
+}
+
+/** Throws the 404 (other resource, unknown metric) or 400 (bad selector) a request gets first. */
+export function prepareCustomMetricQuery(request: CustomMetricRequest): CustomMetricQuery {
   const { namespace, resource, name } = request;
   if (resource.toLowerCase() !== SCALER_RESOURCE) {
     throw new ApiStatusError(
@@ -182,9 +216,15 @@ export function queryCustomMetric(
   }
   const metric = requireMetric(request.metric, CUSTOM_GROUP, `${SCALER_RESOURCE} ${name}`);
   const metricSelector = parseSelectorParam(request.metricLabelSelector, 'metricLabelSelector');
+  const selector = name === '*' ? parseSelectorParam(request.labelSelector, 'labelSelector') : undefined;
+  return { namespace, name, metric, metricSelector, selector };
+}
+
+/** The answer to a prepared custom-metrics read from what the store holds now. */
+export function answerCustomMetricQuery(store: DecisionStore, query: CustomMetricQuery): MetricValueList {
+  const { namespace, name, metric, metricSelector, selector } = query;
   let scalers: readonly PublishedScaler[];
-  if (name === '*') {
-    const selector = parseSelectorParam(request.labelSelector, 'labelSelector');
+  if (selector !== undefined) {
     scalers = selectScalers(store, namespace, selector);
   } else {
     const scaler = store.get(namespace, name);
@@ -206,6 +246,15 @@ export function queryCustomMetric(
     );
   }
   return renderOr500(() => customMetricValueList(metric, readValues(metric, selected)), metric);
+}
+
+/**
+ * `GET /apis/custom.metrics.k8s.io/v1beta2/namespaces/{ns}/{resource}/{name}/{metric}`: an Object
+ * metric of one TokenScaler (exactly one item), or with name `*` every scaler matching
+ * `labelSelector`. `metricLabelSelector` filters on the metric's labels (`tokenscaler.dev/name`).
+ */
+export function queryCustomMetric(store: DecisionStore, request: CustomMetricRequest): MetricValueList {
+  return answerCustomMetricQuery(store, prepareCustomMetricQuery(request));
 }
 
 /** `GET /keda/v1/namespaces/{ns}/tokenscalers/{name}`. */

@@ -16,7 +16,6 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { TokenscalerError } from '../errors.ts';
 import type { ApiLogger, Readiness } from './app.ts';
-import { createApiApp } from './app.ts';
 import type { AuthenticationResult, Authorizer, PeerClass, RequestHeaderConfig } from './auth.ts';
 import {
   AUTHENTICATED_GROUP,
@@ -28,6 +27,7 @@ import {
   peerCertificatesOf,
 } from './auth.ts';
 import type { DecisionStore } from './decision-store.ts';
+import { createApiRequestListener } from './fast-path.ts';
 import type { MaterialSource, PreparedMaterial, ServingFiles } from './material.ts';
 import { fileMaterialSource, materialFingerprint, prepareMaterial } from './material.ts';
 import type { ApiMetrics } from './metrics.ts';
@@ -155,7 +155,8 @@ export async function startApiServer(
     return deps.readiness?.() ?? { ready: true };
   };
 
-  const app = createApiApp({
+  // The polled metric reads take the fast path; everything else goes through the express app.
+  const app = createApiRequestListener({
     store: deps.store,
     authenticate,
     authorizer: deps.authorizer ?? authenticatedUsersAuthorizer,

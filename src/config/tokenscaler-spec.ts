@@ -135,8 +135,15 @@ export const targetSpecSchema = z.strictObject({
   kvCacheUtilization: ratio.default(0.8),
   /** Prompt tokens per second one replica prefills at full load; enables the prefill term. */
   prefillTokensPerSecondPerReplica: z.number().positive().optional(),
-  prefillUtilization: ratio.default(0.8),
-  /** Waiting (not yet prefilled) tokens tolerated before the queue term adds replicas. */
+  /**
+   * Share of the prefill rate to plan for. Below 1 because decodes that share a step with a full
+   * prefill chunk slow down: the trace simulation (bench/autoscaling.md) puts the TPOT-safe share
+   * near 0.5-0.7 under vLLM's chunked prefill.
+   */
+  prefillUtilization: ratio.default(0.6),
+  /** A backlog waiting for prefill should drain within this many seconds (prefill and queue terms). */
+  queueDrainSeconds: z.number().positive().max(3600).default(10),
+  /** Waiting tokens always tolerated, on top of what the fleet prefills in queueDrainSeconds. */
   queueToleranceTokens: z.number().nonnegative().default(0),
 });
 

@@ -14,6 +14,7 @@ const policy: DecisionPolicy = {
   maxReplicas: 10,
   targetKvCacheUtilization: 0.8,
   prefillUtilization: 0.8,
+  queueDrainSeconds: 10,
   queueToleranceTokens: 0,
   demandPercentile: 95,
   windowSeconds: 300,
@@ -185,6 +186,67 @@ describe('decide: prefill and queue terms', () => {
         note: 'no scale-down in the first window',
       },
     ]);
+  });
+
+  it('sizes a backlog by the rate the ready replicas prefill, and tolerates what drains in queueDrainSeconds', () => {
+    const decisions = run([
+      // 4 ready prefill 20,000/s: 10 s of that (200,000) is tolerated; 300,000 waiting leaves
+      // 100,000 to drain in 10 s: 4 x (20,000 + 10,000) / 20,000 = 6.
+      {
+        at: 0,
+        inflight: 200_000,
+        current: 4,
+        extra: { waitingTokens: 300_000, promptTokensPerSecond: 20_000 },
+        want: 6,
+        bound: 'queue',
+        note: 'backlog beyond 10 s of prefill',
+      },
+      // A queue the fleet drains within 10 s is the normal state of continuous batching: no ratchet.
+      {
+        at: 15,
+        inflight: 200_000,
+        current: 6,
+        ready: 6,
+        extra: { waitingTokens: 150_000, promptTokensPerSecond: 30_000 },
+        want: 6,
+        bound: 'hold',
+        note: 'small queue, no +1; held by the first window',
+      },
+    ]);
+    expect(decisions[0]?.reason).toMatch(
+      /100,000 beyond what 4 ready replicas prefill in 10s at 20,000\/s -> 6/,
+    );
+    expect(decisions[1]?.terms.queueReplicas).toBeUndefined();
+  });
+
+  it('the prefill term counts the backlog over queueDrainSeconds and keeps the window percentile', () => {
+    const decisions = run(
+      [
+        // (60,000/s + 150,000 / 10 s) / (40,000 x 0.8) = 2.34 -> 3
+        {
+          at: 0,
+          inflight: 10_000,
+          current: 1,
+          extra: { promptTokensPerSecond: 60_000, waitingTokens: 150_000 },
+          want: 3,
+          bound: 'prefill',
+          note: 'arrivals plus backlog',
+        },
+        // the burst is over, but its prefill demand is still the P95 of the window
+        {
+          at: 15,
+          inflight: 10_000,
+          current: 3,
+          extra: { promptTokensPerSecond: 5_000, waitingTokens: 0 },
+          want: 3,
+          bound: 'prefill',
+          note: 'window keeps the burst',
+        },
+      ],
+      { prefillTokensPerSecondPerReplica: 40_000 },
+    );
+    expect(decisions[1]?.terms.queueReplicas).toBeUndefined();
+    expect(decisions[0]?.reason).toMatch(/arrivals 60,000\/s \+ 150,000 waiting over 10s/);
   });
 
   it('tolerates a small queue', () => {

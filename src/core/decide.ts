@@ -16,6 +16,7 @@ export interface DecisionPolicy {
   targetKvCacheUtilization: number;
   prefillTokensPerSecondPerReplica?: number;
   prefillUtilization: number;
+  queueDrainSeconds: number;
   queueToleranceTokens: number;
   demandPercentile: number;
   windowSeconds: number;
@@ -33,6 +34,7 @@ export function policyOfSpec(spec: TokenScalerSpec): DecisionPolicy {
       ? { prefillTokensPerSecondPerReplica: spec.target.prefillTokensPerSecondPerReplica }
       : {}),
     prefillUtilization: spec.target.prefillUtilization,
+    queueDrainSeconds: spec.target.queueDrainSeconds,
     queueToleranceTokens: spec.target.queueToleranceTokens,
     demandPercentile: spec.demand.percentile,
     windowSeconds: spec.demand.windowSeconds,
@@ -63,13 +65,15 @@ export interface DeciderState {
   /** When this decider started (controller start or scaler creation); no scale-down for one window after. */
   startedAtSeconds: number;
   demandSamples: readonly TimedValue[];
+  /** Prompt tokens per second to prefill (arrivals plus the backlog over queueDrainSeconds), per tick. */
+  prefillSamples: readonly TimedValue[];
   recommendations: readonly TimedValue[];
   lastDataAtSeconds?: number;
   lastDecision?: Decision;
 }
 
 export function initialDeciderState(nowSeconds: number): DeciderState {
-  return { startedAtSeconds: nowSeconds, demandSamples: [], recommendations: [] };
+  return { startedAtSeconds: nowSeconds, demandSamples: [], prefillSamples: [], recommendations: [] };
 }
 
 export interface DecideResult {
@@ -151,21 +155,53 @@ export function decide(input: DecideInput, state: DeciderState): DecideResult {
     queue: '',
   };
 
-  // Prefill compute: KV memory alone misses a flood of long prompts that saturates prefill.
-  // Example: 90,000 prompt tokens/s / (40,000 x 0.8) = 2.81 -> 3 replicas.
-  if (policy.prefillTokensPerSecondPerReplica !== undefined && obs.promptTokensPerSecond !== undefined) {
-    const perReplica = policy.prefillTokensPerSecondPerReplica * policy.prefillUtilization;
-    terms.prefillReplicas = Math.ceil(obs.promptTokensPerSecond / perReplica);
-    reasons.prefill = `prompt tokens ${fmt(obs.promptTokensPerSecond)}/s / (${fmt(policy.prefillTokensPerSecondPerReplica)}/s per replica x ${policy.prefillUtilization}) -> ${terms.prefillReplicas}`;
+  // Prefill compute: KV memory alone misses a flood of long prompts that saturates prefill. The
+  // demand is the arrival rate plus the backlog spread over queueDrainSeconds, as a windowed
+  // percentile like the KV demand (a burst shorter than the rate window is not averaged away).
+  // Example: (60,000 prompt tokens/s + 150,000 waiting / 10 s) / (40,000 x 0.6) = 3.13 -> 4 replicas.
+  const waiting = obs.waitingTokens ?? 0;
+  let prefillSamples = state.prefillSamples;
+  if (obs.promptTokensPerSecond !== undefined) {
+    const prefillNow = obs.promptTokensPerSecond + waiting / policy.queueDrainSeconds;
+    prefillSamples = [
+      ...state.prefillSamples.filter((s) => s.atSeconds > windowStart),
+      { atSeconds: now, value: prefillNow },
+    ];
+    if (policy.prefillTokensPerSecondPerReplica !== undefined) {
+      const prefillDemand = Math.max(
+        prefillNow,
+        nearestRankPercentile(
+          prefillSamples.map((s) => s.value),
+          policy.demandPercentile,
+        ) as number,
+      );
+      const perReplica = policy.prefillTokensPerSecondPerReplica * policy.prefillUtilization;
+      terms.prefillReplicas = Math.ceil(prefillDemand / perReplica);
+      reasons.prefill = `prompt tokens ${fmt(prefillDemand)}/s (arrivals ${fmt(obs.promptTokensPerSecond)}/s + ${fmt(waiting)} waiting over ${policy.queueDrainSeconds}s, P${policy.demandPercentile} over ${policy.windowSeconds}s) / (${fmt(policy.prefillTokensPerSecondPerReplica)}/s per replica x ${policy.prefillUtilization}) -> ${terms.prefillReplicas}`;
+    }
   }
 
-  // Queue: tokens the ready replicas could not admit. Replicas that are starting already count in
-  // currentReplicas, so a backlog they will absorb does not add more (credit for starting replicas).
-  // Example: 3 ready, 150,000 waiting tokens beyond tolerance / 381,965 -> 3 + 1 = 4 replicas.
-  if (obs.waitingTokens !== undefined && obs.waitingTokens > policy.queueToleranceTokens) {
-    const backlog = obs.waitingTokens - policy.queueToleranceTokens;
-    terms.queueReplicas = input.readyReplicas + Math.ceil(backlog / tokensPerReplicaAtTarget);
-    reasons.queue = `${fmt(obs.waitingTokens)} tokens wait for prefill (tolerance ${fmt(policy.queueToleranceTokens)}): ${input.readyReplicas} ready + ${terms.queueReplicas - input.readyReplicas} -> ${terms.queueReplicas}`;
+  // Queue, when the per-replica prefill rate is not configured: a backlog the ready replicas would
+  // not drain within queueDrainSeconds at the rate they prefill now. A small queue is normal under
+  // continuous batching (every arrival waits for the step in progress) and adds nothing; beyond
+  // that the fleet grows in proportion. Replicas that are starting already count in
+  // currentReplicas, so a backlog they will absorb adds no more (credit for starting replicas).
+  // Example: 4 ready prefilling 20,000 tokens/s, 300,000 waiting: tolerated 10 s x 20,000 = 200,000;
+  // 4 x (20,000 + 100,000 / 10) / 20,000 = 6 replicas.
+  const tolerated =
+    policy.queueToleranceTokens + policy.queueDrainSeconds * Math.max(0, obs.promptTokensPerSecond ?? 0);
+  if (policy.prefillTokensPerSecondPerReplica === undefined && waiting > tolerated) {
+    const excess = waiting - tolerated;
+    const rate = obs.promptTokensPerSecond ?? 0;
+    const ready = Math.max(1, input.readyReplicas);
+    if (rate > 0) {
+      terms.queueReplicas = Math.ceil((ready * (rate + excess / policy.queueDrainSeconds)) / rate);
+      reasons.queue = `${fmt(waiting)} tokens wait for prefill, ${fmt(excess)} beyond what ${ready} ready replicas prefill in ${policy.queueDrainSeconds}s at ${fmt(rate)}/s -> ${terms.queueReplicas}`;
+    } else {
+      // Nothing is being prefilled (or the rate is unknown): size the backlog by KV capacity.
+      terms.queueReplicas = ready + Math.ceil(excess / tokensPerReplicaAtTarget);
+      reasons.queue = `${fmt(waiting)} tokens wait for prefill and none are prefilled: ${ready} ready + ${terms.queueReplicas - ready} -> ${terms.queueReplicas}`;
+    }
   }
 
   let binding: BindingConstraint = 'kv-memory';
@@ -221,7 +257,14 @@ export function decide(input: DecideInput, state: DeciderState): DecideResult {
   const decision: Decision = { ...base, desiredReplicas: desired, bindingConstraint: binding, reason, terms };
   return {
     decision,
-    nextState: { ...state, demandSamples, recommendations, lastDataAtSeconds: now, lastDecision: decision },
+    nextState: {
+      ...state,
+      demandSamples,
+      prefillSamples,
+      recommendations,
+      lastDataAtSeconds: now,
+      lastDecision: decision,
+    },
   };
 }
 

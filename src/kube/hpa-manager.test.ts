@@ -79,7 +79,10 @@ describe('the owned HPA', () => {
       },
     });
     // tokenscaler stabilizes scale-down itself; the HPA must not add its default 300 s window.
-    expect(DEFAULT_BEHAVIOR.scaleDown.stabilizationWindowSeconds).toBe(0);
+    expect(DEFAULT_BEHAVIOR.scaleDown?.stabilizationWindowSeconds).toBe(0);
+    // The metric is the decision itself: no 10% band that would ignore one more replica.
+    expect(DEFAULT_BEHAVIOR.scaleUp?.tolerance).toBe(0);
+    expect(DEFAULT_BEHAVIOR.scaleDown?.tolerance).toBe(0);
   });
 
   it('is created, updated when the scaler changes, and left alone when nothing changed', async () => {

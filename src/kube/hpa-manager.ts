@@ -6,18 +6,14 @@
  * `tokenscaler.dev/name=<scaler>` with an `AverageValue` target of 1, so its desired count is
  * ceil(desired / 1) = the scaler's decision (reference/external-metrics-contract.md §0.3).
  *
- * Behavior defaults (documented in the HPA spec itself, `DEFAULT_BEHAVIOR`):
- * - scaleUp: the Kubernetes default (no stabilization; the larger of +100% or +4 pods per 15 s), so
- *   a burst the scaler already decided on is not slowed further.
- * - scaleDown: no stabilization window and up to 100% per 15 s, because the scaler stabilizes
- *   scale-down itself (spec.behavior.scaleDownStabilizationSeconds, default 300 s, plus no
- *   scale-down in the first window after a restart). The HPA's default 300 s window on top would
- *   double the delay.
+ * Behavior defaults: `OWNED_HPA_BEHAVIOR` of src/core/owned-hpa.ts (Kubernetes' scale-up, no
+ * scale-down stabilization because the scaler stabilizes itself, tolerance 0).
  *
  * Ownership: the HPA carries a controller ownerReference to the TokenScaler (garbage-collected with
  * it) and the label `app.kubernetes.io/managed-by: tokenscaler`. An HPA of the same name that is not
  * ours is never modified: the scaler gets an HPAConflict event instead.
  */
+import { OWNED_HPA_BEHAVIOR } from '../core/owned-hpa.ts';
 import type { DecisionListener, Logger, ScalerDefinition } from '../reconcile/ports.ts';
 import type { ScalerState } from '../reconcile/scaler-state.ts';
 import { hasCode } from './errors.ts';
@@ -30,21 +26,8 @@ export const MANAGED_BY = 'tokenscaler';
 export const SCALER_LABEL = 'tokenscaler.dev/name';
 export const DESIRED_REPLICAS_METRIC = 'tokenscaler_desired_replicas';
 
-export const DEFAULT_BEHAVIOR = {
-  scaleUp: {
-    stabilizationWindowSeconds: 0,
-    selectPolicy: 'Max',
-    policies: [
-      { type: 'Percent', value: 100, periodSeconds: 15 },
-      { type: 'Pods', value: 4, periodSeconds: 15 },
-    ],
-  },
-  scaleDown: {
-    stabilizationWindowSeconds: 0,
-    selectPolicy: 'Max',
-    policies: [{ type: 'Percent', value: 100, periodSeconds: 15 }],
-  },
-} as const;
+/** The owned HPA's behavior (src/core/owned-hpa.ts explains each setting). */
+export const DEFAULT_BEHAVIOR = OWNED_HPA_BEHAVIOR;
 
 /** The owned HPA's name: the scaler's, prefixed so it cannot collide with a hand-made HPA of the workload. */
 export function hpaNameOf(scalerName: string): string {
@@ -267,8 +250,19 @@ function isOurs(hpa: KubeObject, scaler: ScalerDefinition): boolean {
 
 function sameSpec(have: KubeObject, want: KubeObject): boolean {
   const spec = (o: KubeObject) => JSON.stringify(sortKeys((o as KubeObject & { spec?: unknown }).spec));
+  // An API server without the HPAConfigurableTolerance feature drops `tolerance`: that is not a hand
+  // edit to put back (it would be dropped again on every update).
+  if (!spec(have).includes('"tolerance"')) want = withoutTolerance(want);
   const owners = (o: KubeObject) => JSON.stringify(o.metadata.ownerReferences ?? []);
   return spec(have) === spec(want) && owners(have) === owners(want);
+}
+
+function withoutTolerance(object: KubeObject): KubeObject {
+  const copy = structuredClone(object) as KubeObject & {
+    spec?: { behavior?: Record<string, { tolerance?: number } | undefined> };
+  };
+  for (const rules of Object.values(copy.spec?.behavior ?? {})) delete rules?.tolerance;
+  return copy;
 }
 
 function sortKeys(value: unknown): unknown {

@@ -12,6 +12,7 @@ import {
   reconcileHpa,
 } from '../core/hpa.ts';
 import type { Observation } from '../core/observation.ts';
+import { OWNED_HPA_BEHAVIOR } from '../core/owned-hpa.ts';
 import type { Scrape, ScrapeStore } from './signals.ts';
 import type { ControlContext, FleetView, PeriodicTask, PolicyRuntime } from './simulation.ts';
 
@@ -107,30 +108,8 @@ export interface OracleSchedule {
   desiredAt(seconds: number): number;
 }
 
-/**
- * The HPA tokenscaler creates for its scaler (src/kube/hpa-manager.ts DEFAULT_BEHAVIOR, mirrored
- * here): one External metric `tokenscaler_desired_replicas` with an AverageValue target of 1; scale
- * up as the API default (no stabilization, the larger of +100% or +4 pods per 15 s); scale down with
- * no stabilization window (decide() already stabilizes) and up to 100% per 15 s. No per-HPA
- * tolerance, so the controller-wide 0.1 applies: at 10 or more replicas a decision of one more
- * replica is inside the band and the HPA does not act on it (external-metrics-contract.md section 7
- * item 7); the simulation shows what that costs.
- */
-export const TOKENSCALER_HPA_BEHAVIOR: HpaBehavior = {
-  scaleUp: {
-    stabilizationWindowSeconds: 0,
-    selectPolicy: 'Max',
-    policies: [
-      { type: 'Percent', value: 100, periodSeconds: 15 },
-      { type: 'Pods', value: 4, periodSeconds: 15 },
-    ],
-  },
-  scaleDown: {
-    stabilizationWindowSeconds: 0,
-    selectPolicy: 'Max',
-    policies: [{ type: 'Percent', value: 100, periodSeconds: 15 }],
-  },
-};
+/** The HPA tokenscaler creates for its scaler: the same behavior src/kube writes (src/core/owned-hpa.ts). */
+export const TOKENSCALER_HPA_BEHAVIOR: HpaBehavior = OWNED_HPA_BEHAVIOR;
 
 export function createPolicy(
   spec: PolicySpec,

@@ -185,6 +185,7 @@ describe('policies in the simulated control loop', () => {
         targetKvCacheUtilization: 0.8,
         prefillTokensPerSecondPerReplica: 20_000,
         prefillUtilization: 0.8,
+        queueDrainSeconds: 10,
         queueToleranceTokens: 1e9,
         demandPercentile: 95,
         windowSeconds: 300,
