@@ -1,13 +1,10 @@
-import { readFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
 import { adviseFit, formatGiB, formatTokens } from '../capacity/advice.ts';
-import { architectureFromHfConfig, type ModelArchitecture } from '../capacity/architecture.ts';
+import type { ModelArchitecture } from '../capacity/architecture.ts';
 import { type CapacityInput, computeCapacity, type KvCapacity } from '../capacity/kv-model.ts';
-import { findModelPreset, requireGpuPreset, requireModelPreset } from '../capacity/presets.ts';
-import { KV_CACHE_DTYPES, WEIGHT_DTYPES } from '../config/tokenscaler-spec.ts';
 import { InvalidInputError } from '../errors.ts';
+import { CAPACITY_FLAG_OPTIONS, capacityInputFromFlags } from './capacity-flags.ts';
 import { type CommandHandler, EXIT_FAILURE, EXIT_OK } from './command.ts';
-import { parseEnumFlag, parseFlags, parseNumberFlag } from './flags.ts';
+import { parseFlags, parseNumberFlag } from './flags.ts';
 
 const HELP = `usage: tokenscaler kv --model <preset|config.json> (--gpu <preset> | --gpu-memory-gib N) [flags]
 
@@ -29,21 +26,9 @@ KV budget per GPU, tokens per replica and concurrent sequences at a context leng
   --json                        machine-readable output
 `;
 
-const DEFAULTS = { reservedGiB: 2, gpuMemoryUtilization: 0.9, blockSize: 16 };
-
 export const runKv: CommandHandler = async (args, io) => {
   const { values } = parseFlags(args, {
-    model: { type: 'string' },
-    gpu: { type: 'string' },
-    'gpu-memory-gib': { type: 'string' },
-    tp: { type: 'string' },
-    pp: { type: 'string' },
-    'kv-dtype': { type: 'string' },
-    'weights-gib': { type: 'string' },
-    'weight-dtype': { type: 'string' },
-    'reserved-gib': { type: 'string' },
-    'gpu-memory-utilization': { type: 'string' },
-    'block-size': { type: 'string' },
+    ...CAPACITY_FLAG_OPTIONS,
     context: { type: 'string' },
     json: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
@@ -52,48 +37,14 @@ export const runKv: CommandHandler = async (args, io) => {
     io.stdout(HELP);
     return EXIT_OK;
   }
-  if (values.model === undefined)
-    throw new InvalidInputError('--model', 'is required: a model preset or a config.json path');
-  const gpu = values.gpu === undefined ? undefined : requireGpuPreset(values.gpu, '--gpu');
-  const gpuMemoryGiB =
-    parseNumberFlag('gpu-memory-gib', values['gpu-memory-gib'], { min: 0, max: 4096, exclusiveMin: true }) ??
-    gpu?.memoryGiB;
-  if (gpuMemoryGiB === undefined)
-    throw new InvalidInputError('--gpu', 'is required (a GPU preset), or give --gpu-memory-gib');
-
-  const model = await loadModel(values.model, io.cwd);
-  const weightsGiB = parseNumberFlag('weights-gib', values['weights-gib'], {
-    min: 0,
-    max: 100_000,
-    exclusiveMin: true,
-  });
-  const weightDtype = parseEnumFlag('weight-dtype', values['weight-dtype'], WEIGHT_DTYPES);
+  const { input: fleet, model, gpu } = await capacityInputFromFlags(values, io.cwd);
   const contextTokens = parseNumberFlag('context', values.context, {
     min: 1,
     max: 100_000_000,
     integer: true,
   });
-  const input: CapacityInput = {
-    model,
-    gpuMemoryGiB,
-    tensorParallel: parseNumberFlag('tp', values.tp, { min: 1, max: 1024, integer: true }) ?? 1,
-    pipelineParallel: parseNumberFlag('pp', values.pp, { min: 1, max: 1024, integer: true }) ?? 1,
-    kvCacheDtype: parseEnumFlag('kv-dtype', values['kv-dtype'], KV_CACHE_DTYPES) ?? 'auto',
-    ...(weightsGiB !== undefined ? { weightsGiB } : {}),
-    ...(weightDtype !== undefined ? { weightDtype } : {}),
-    reservedGiB:
-      parseNumberFlag('reserved-gib', values['reserved-gib'], { min: 0, max: 4096 }) ?? DEFAULTS.reservedGiB,
-    gpuMemoryUtilization:
-      parseNumberFlag('gpu-memory-utilization', values['gpu-memory-utilization'], {
-        min: 0,
-        max: 1,
-        exclusiveMin: true,
-      }) ?? DEFAULTS.gpuMemoryUtilization,
-    blockSize:
-      parseNumberFlag('block-size', values['block-size'], { min: 1, max: 4096, integer: true }) ??
-      DEFAULTS.blockSize,
-    ...(contextTokens !== undefined ? { contextTokens } : {}),
-  };
+  const input: CapacityInput = { ...fleet, ...(contextTokens !== undefined ? { contextTokens } : {}) };
+  const gpuMemoryGiB = input.gpuMemoryGiB;
   const capacity = withFlagNames(() => computeCapacity(input));
   const advice = adviseFit(input, capacity);
 
@@ -108,33 +59,6 @@ export const runKv: CommandHandler = async (args, io) => {
   }
   return EXIT_OK;
 };
-
-async function loadModel(value: string, cwd: string): Promise<ModelArchitecture> {
-  const preset = findModelPreset(value);
-  if (preset !== undefined) return preset;
-  if (!value.endsWith('.json')) return requireModelPreset(value, '--model');
-  const path = resolve(cwd, value);
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    throw new InvalidInputError('--model', `cannot read config file ${path}: ${(error as Error).message}`, {
-      cause: error,
-    });
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (error) {
-    throw new InvalidInputError('--model', `${path} is not valid JSON: ${(error as Error).message}`, {
-      cause: error,
-    });
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new InvalidInputError('--model', `${path} must hold a JSON object (a Hugging Face config.json)`);
-  }
-  return architectureFromHfConfig(parsed as Record<string, unknown>, value);
-}
 
 /** Capacity errors name input fields (tensorParallel); on the command line the user typed flags. */
 function withFlagNames<T>(run: () => T): T {

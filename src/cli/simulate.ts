@@ -1,10 +1,6 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { basename, extname, resolve } from 'node:path';
-import { architectureFromHfConfig, type ModelArchitecture } from '../capacity/architecture.ts';
 import { findGpuPerformance, gpuPerformanceIds } from '../capacity/gpu-performance.ts';
-import type { CapacityInput } from '../capacity/kv-model.ts';
-import { findModelPreset, requireGpuPreset, requireModelPreset } from '../capacity/presets.ts';
-import { KV_CACHE_DTYPES, WEIGHT_DTYPES } from '../config/tokenscaler-spec.ts';
 import { InvalidInputError } from '../errors.ts';
 import { renderTable } from '../sim/output.ts';
 import { renderHtml, renderSvg } from '../sim/plot.ts';
@@ -17,6 +13,7 @@ import {
 } from '../sim/policies.ts';
 import { runScenario } from '../sim/scenario.ts';
 import { parseTraceCsv, shapeTrace } from '../sim/trace.ts';
+import { CAPACITY_FLAG_OPTIONS, capacityInputFromFlags } from './capacity-flags.ts';
 import { type CommandHandler, EXIT_OK } from './command.ts';
 import { parseEnumFlag, parseFlags, parseNumberFlag } from './flags.ts';
 
@@ -107,19 +104,9 @@ export const runSimulate: CommandHandler = async (args, io) => {
     'arrival-rate': { type: 'string' },
     duration: { type: 'string' },
     seed: { type: 'string' },
-    model: { type: 'string' },
-    gpu: { type: 'string' },
-    'gpu-memory-gib': { type: 'string' },
+    ...CAPACITY_FLAG_OPTIONS,
     'gpu-tflops': { type: 'string' },
     'gpu-bandwidth-gbps': { type: 'string' },
-    tp: { type: 'string' },
-    pp: { type: 'string' },
-    'kv-dtype': { type: 'string' },
-    'weights-gib': { type: 'string' },
-    'weight-dtype': { type: 'string' },
-    'reserved-gib': { type: 'string' },
-    'gpu-memory-utilization': { type: 'string' },
-    'block-size': { type: 'string' },
     'max-num-batched-tokens': { type: 'string' },
     'max-num-seqs': { type: 'string' },
     'compute-efficiency': { type: 'string' },
@@ -188,13 +175,19 @@ export const runSimulate: CommandHandler = async (args, io) => {
   const duration = num('duration', positive);
 
   // The fleet, as 'tokenscaler kv' reads it.
-  const model = await loadModel(values.model ?? DEFAULTS.model, io.cwd);
-  const gpuId = values.gpu ?? (values['gpu-memory-gib'] === undefined ? DEFAULTS.gpu : undefined);
-  const gpu = gpuId === undefined ? undefined : requireGpuPreset(gpuId, '--gpu');
+  const {
+    input: capacityInput,
+    model,
+    gpu,
+  } = await capacityInputFromFlags(values, io.cwd, {
+    model: DEFAULTS.model,
+    gpu: DEFAULTS.gpu,
+    tensorParallel: DEFAULTS.tp,
+    reservedGiB: DEFAULTS.reservedGiB,
+    gpuMemoryUtilization: DEFAULTS.gpuMemoryUtilization,
+    blockSize: DEFAULTS.blockSize,
+  });
   const performance = gpu === undefined ? undefined : findGpuPerformance(gpu.id);
-  const gpuMemoryGiB = num('gpu-memory-gib', { min: 0, max: 4096, exclusiveMin: true }) ?? gpu?.memoryGiB;
-  if (gpuMemoryGiB === undefined)
-    throw new InvalidInputError('--gpu', 'is required (a GPU preset), or give --gpu-memory-gib');
   const peakTflops = num('gpu-tflops', positive) ?? performance?.peakDenseBf16Tflops;
   const bandwidth = num('gpu-bandwidth-gbps', positive) ?? performance?.hbmBandwidthGBps;
   if (peakTflops === undefined || bandwidth === undefined) {
@@ -203,20 +196,6 @@ export const runSimulate: CommandHandler = async (args, io) => {
       `${gpu === undefined ? 'a custom GPU' : `preset ${gpu.id}`} has no roofline figures; give --gpu-tflops (peak dense BF16 TFLOP/s per GPU) and --gpu-bandwidth-gbps (HBM GB/s per GPU), or use one of ${gpuPerformanceIds().join(', ')}`,
     );
   }
-  const weightsGiB = num('weights-gib', { min: 0, max: 100_000, exclusiveMin: true });
-  const weightDtype = parseEnumFlag('weight-dtype', values['weight-dtype'], WEIGHT_DTYPES);
-  const capacityInput: CapacityInput = {
-    model,
-    gpuMemoryGiB,
-    tensorParallel: num('tp', { min: 1, max: 1024, integer: true }) ?? DEFAULTS.tp,
-    pipelineParallel: num('pp', { min: 1, max: 1024, integer: true }) ?? 1,
-    kvCacheDtype: parseEnumFlag('kv-dtype', values['kv-dtype'], KV_CACHE_DTYPES) ?? 'auto',
-    ...(weightsGiB !== undefined ? { weightsGiB } : {}),
-    ...(weightDtype !== undefined ? { weightDtype } : {}),
-    reservedGiB: num('reserved-gib', { min: 0, max: 4096 }) ?? DEFAULTS.reservedGiB,
-    gpuMemoryUtilization: num('gpu-memory-utilization', share) ?? DEFAULTS.gpuMemoryUtilization,
-    blockSize: num('block-size', { min: 1, max: 4096, integer: true }) ?? DEFAULTS.blockSize,
-  };
   const minReplicas = num('min-replicas', count) ?? DEFAULTS.minReplicas;
   const maxReplicas = num('max-replicas', count) ?? Math.max(DEFAULTS.maxReplicas, minReplicas);
   if (minReplicas > maxReplicas) {
@@ -270,7 +249,7 @@ export const runSimulate: CommandHandler = async (args, io) => {
     loadMethod,
     seed,
     model,
-    gpuLabel: gpu?.id ?? `${gpuMemoryGiB} GiB GPU`,
+    gpuLabel: gpu?.id ?? `${capacityInput.gpuMemoryGiB} GiB GPU`,
     capacityInput,
     peakDenseTflopsPerGpu: peakTflops,
     hbmBandwidthGBpsPerGpu: bandwidth,
@@ -365,23 +344,4 @@ function parsePolicies(raw: string | undefined): PolicyName[] {
   }
   // Keep the canonical order and drop duplicates.
   return POLICY_NAMES.filter((n) => names.includes(n));
-}
-
-async function loadModel(value: string, cwd: string): Promise<ModelArchitecture> {
-  const preset = findModelPreset(value);
-  if (preset !== undefined) return preset;
-  if (!value.endsWith('.json')) return requireModelPreset(value, '--model');
-  const path = resolve(cwd, value);
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(await readFile(path, 'utf8'));
-  } catch (error) {
-    throw new InvalidInputError('--model', `cannot read ${path} as JSON: ${(error as Error).message}`, {
-      cause: error,
-    });
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new InvalidInputError('--model', `${path} must hold a JSON object (a Hugging Face config.json)`);
-  }
-  return architectureFromHfConfig(parsed as Record<string, unknown>, value);
 }
