@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { computeCapacity } from '../src/capacity/kv-model.ts';
+import { computeCapacity, replicaCapacityInput } from '../src/capacity/kv-model.ts';
 import { requireModelPreset } from '../src/capacity/presets.ts';
 import { main } from '../src/main.ts';
 
@@ -184,16 +184,7 @@ describe('standalone controller end to end', () => {
       response.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(body());
     });
     const { apiUrl } = await startController(scalerYaml([engine.url]), [engine]);
-    const model = computeCapacity({
-      model: requireModelPreset('llama-3.1-8b'),
-      gpuMemoryGiB: 79.2,
-      tensorParallel: 1,
-      pipelineParallel: 1,
-      kvCacheDtype: 'auto',
-      reservedGiB: 2,
-      gpuMemoryUtilization: 0.9,
-      blockSize: 16,
-    });
+    const model = computeCapacity(replicaCapacityInput(requireModelPreset('llama-3.1-8b'), 79.2));
     // 400 running x (2,000 + 500) = 1,000,000 tokens / (model tokens x 0.8) -> 3 replicas.
     const expected = Math.ceil(1_000_000 / (model.tokensPerReplica * 0.8));
     expect(expected).toBe(3);

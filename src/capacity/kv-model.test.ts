@@ -7,21 +7,13 @@ import {
   GIB,
   kvBytesPerTokenUnsharded,
   pipelineSplit,
+  replicaCapacityInput,
   tokensFromBudget,
 } from './kv-model.ts';
 import { findGpuPreset, gpuPresetIds, modelPresetIds, requireModelPreset } from './presets.ts';
 
-const base = (modelId: string, overrides: Partial<CapacityInput> = {}): CapacityInput => ({
-  model: requireModelPreset(modelId),
-  gpuMemoryGiB: 79.2,
-  tensorParallel: 1,
-  pipelineParallel: 1,
-  kvCacheDtype: 'auto',
-  reservedGiB: 2,
-  gpuMemoryUtilization: 0.9,
-  blockSize: 16,
-  ...overrides,
-});
+const base = (modelId: string, overrides: Partial<CapacityInput> = {}): CapacityInput =>
+  replicaCapacityInput(requireModelPreset(modelId), 79.2, overrides);
 
 describe('bytes per token (kv-cache-model.md section 3 table)', () => {
   it.each([

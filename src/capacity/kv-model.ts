@@ -82,6 +82,28 @@ export interface KvCapacity {
 }
 
 /**
+ * A replica with the engine defaults of the TokenScaler spec (src/config/tokenscaler-spec.ts:
+ * one GPU, KV in the model dtype, 2 GiB reserved, utilization 0.9, blocks of 16), overridable.
+ */
+export function replicaCapacityInput(
+  model: ModelArchitecture,
+  gpuMemoryGiB: number,
+  overrides: Partial<CapacityInput> = {},
+): CapacityInput {
+  return {
+    model,
+    gpuMemoryGiB,
+    tensorParallel: 1,
+    pipelineParallel: 1,
+    kvCacheDtype: 'auto',
+    reservedGiB: 2,
+    gpuMemoryUtilization: 0.9,
+    blockSize: 16,
+    ...overrides,
+  };
+}
+
+/**
  * Layers per pipeline stage as vLLM splits them (get_pp_indices): floor(layers / pp) each, and the
  * remainder goes one each to the stages just before the last (the last also holds the LM head).
  * 61 layers on 4 stages: [15, 15, 16, 15].

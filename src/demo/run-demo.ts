@@ -1,5 +1,4 @@
-import type { CapacityInput } from '../capacity/kv-model.ts';
-import { computeCapacity } from '../capacity/kv-model.ts';
+import { computeCapacity, replicaCapacityInput } from '../capacity/kv-model.ts';
 import { requireGpuPreset, requireModelPreset } from '../capacity/presets.ts';
 import { type ControllerRuntime, startControllerRuntime } from '../cli/controller-runtime.ts';
 import { parseScalerDocuments } from '../config/scaler-files.ts';
@@ -91,17 +90,7 @@ spec:
 export async function runDemo(options: DemoOptions, io: DemoIo): Promise<DemoSummary> {
   const model = requireModelPreset(options.modelId, '--model');
   const gpu = requireGpuPreset(options.gpuId, '--gpu');
-  const capacityInput: CapacityInput = {
-    model,
-    gpuMemoryGiB: gpu.memoryGiB,
-    tensorParallel: 1,
-    pipelineParallel: 1,
-    kvCacheDtype: 'auto',
-    reservedGiB: 2,
-    gpuMemoryUtilization: 0.9,
-    blockSize: 16,
-  };
-  const capacity = computeCapacity(capacityInput);
+  const capacity = computeCapacity(replicaCapacityInput(model, gpu.memoryGiB));
   const maxReplicas = 16;
   const [definition] = parseScalerDocuments(
     demoScalerYaml(options.modelId, options.gpuId, maxReplicas),
