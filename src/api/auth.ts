@@ -245,12 +245,18 @@ export function classifyPeer(peer: PeerCertificates, settings: AuthenticationSet
   return { kind: 'rejected', message: rejection };
 }
 
-function headerValues(headers: Readonly<Record<string, string[] | undefined>>, name: string): string[] {
-  return headers[name] ?? [];
+const NO_VALUES: readonly string[] = [];
+
+function headerValues(
+  headers: Readonly<Record<string, string[] | undefined>>,
+  name: string,
+): readonly string[] {
+  return headers[name] ?? NO_VALUES;
 }
 
 /** Go's `url.PathUnescape`, falling back to the raw key as k8s.io/apiserver does. */
 function unescapeExtraKey(encoded: string): string {
+  if (!encoded.includes('%')) return encoded;
   try {
     return decodeURIComponent(encoded);
   } catch {
@@ -262,9 +268,49 @@ function withAuthenticatedGroup(groups: readonly string[]): string[] {
   return groups.includes(AUTHENTICATED_GROUP) ? [...groups] : [...groups, AUTHENTICATED_GROUP];
 }
 
+/** The first configured prefix `header` (lower-case) starts with. */
+function extraPrefixOf(header: string, config: RequestHeaderConfig): string | undefined {
+  for (const prefix of config.extraHeaderPrefixes) {
+    if (header.startsWith(prefix)) return prefix;
+  }
+  return undefined;
+}
+
+/** True for a (lower-case) header name that carries an identity claim under `config`. */
+export function isIdentityHeader(header: string, config: RequestHeaderConfig): boolean {
+  return (
+    config.usernameHeaders.includes(header) ||
+    config.groupHeaders.includes(header) ||
+    extraPrefixOf(header, config) !== undefined
+  );
+}
+
 /**
- * The user of one request, given its connection's class and its headers (`headersDistinct`, so a
- * repeated `X-Remote-Group` stays several groups instead of one comma-joined string).
+ * The identity headers of a request from its raw header lines: what `headersDistinct` holds for
+ * them (names lower-cased, every value of a repeated header kept, in order), without building the
+ * other headers, which authentication never reads. Example: raw lines `X-Remote-Group: a`,
+ * `Host: h`, `x-remote-group: b` give `{ "x-remote-group": ["a", "b"] }`.
+ */
+export function identityHeadersOf(
+  rawHeaders: readonly string[],
+  config: RequestHeaderConfig,
+): Record<string, string[]> {
+  const headers: Record<string, string[]> = {};
+  for (let index = 0; index + 1 < rawHeaders.length; index += 2) {
+    const header = (rawHeaders[index] ?? '').toLowerCase();
+    if (!isIdentityHeader(header, config)) continue;
+    const value = rawHeaders[index + 1] ?? '';
+    const values = headers[header];
+    if (values === undefined) headers[header] = [value];
+    else values.push(value);
+  }
+  return headers;
+}
+
+/**
+ * The user of one request, given its connection's class and its headers (`headersDistinct`, or
+ * `identityHeadersOf`, so a repeated `X-Remote-Group` stays several groups instead of one
+ * comma-joined string).
  */
 export function authenticateRequest(
   peer: PeerClass,
@@ -286,7 +332,7 @@ export function authenticateRequest(
   const config = settings.requestHeader?.config ?? DEFAULT_REQUEST_HEADER_CONFIG;
   let name = '';
   for (const header of config.usernameHeaders) {
-    const [first] = headerValues(headers, header);
+    const first = headerValues(headers, header)[0];
     if (first !== undefined && first.length > 0) {
       name = first;
       break;
@@ -298,29 +344,28 @@ export function authenticateRequest(
       message: `the front-proxy request carries no user (${config.usernameHeaders.join(', ')})`,
     };
   }
-  const groups = config.groupHeaders.flatMap((header) => headerValues(headers, header));
+  const groups: string[] = [];
+  for (const header of config.groupHeaders) {
+    for (const group of headerValues(headers, header)) groups.push(group);
+  }
+  if (!groups.includes(AUTHENTICATED_GROUP)) groups.push(AUTHENTICATED_GROUP);
   const extra: Record<string, string[]> = {};
-  for (const [header, values] of Object.entries(headers)) {
+  for (const header of Object.keys(headers)) {
+    const values = headers[header];
     if (values === undefined) continue;
-    const prefix = config.extraHeaderPrefixes.find((candidate) => header.startsWith(candidate));
+    const prefix = extraPrefixOf(header, config);
     if (prefix === undefined) continue;
     const key = unescapeExtraKey(header.slice(prefix.length).toLowerCase());
-    extra[key] = [...(extra[key] ?? []), ...values];
+    const known = extra[key];
+    extra[key] = known === undefined ? [...values] : [...known, ...values];
   }
-  return { ok: true, user: { name, groups: withAuthenticatedGroup(groups), extra, via: 'front-proxy' } };
+  return { ok: true, user: { name, groups, extra, via: 'front-proxy' } };
 }
 
 /** Removes identity headers so nothing downstream can read an unverified claim. */
 export function stripIdentityHeaders(headers: IncomingHttpHeaders, config: RequestHeaderConfig): void {
   for (const header of Object.keys(headers)) {
-    const lower = header.toLowerCase();
-    if (
-      config.usernameHeaders.includes(lower) ||
-      config.groupHeaders.includes(lower) ||
-      config.extraHeaderPrefixes.some((prefix) => lower.startsWith(prefix))
-    ) {
-      delete headers[header];
-    }
+    if (isIdentityHeader(header.toLowerCase(), config)) delete headers[header];
   }
 }
 

@@ -23,6 +23,7 @@ import {
   authenticateRequest,
   classifyPeer,
   DEFAULT_REQUEST_HEADER_CONFIG,
+  identityHeadersOf,
   MASTERS_GROUP,
   peerCertificatesOf,
 } from './auth.ts';
@@ -93,6 +94,7 @@ export class ApiListenError extends TokenscalerError {
 }
 
 const LOAD_TIMEOUT_MS = 5_000;
+const NO_HEADERS: Readonly<Record<string, string[]>> = {};
 
 /** The identity of every request under --insecure-serving: all-powerful, because nothing is checked. */
 const INSECURE_USER = {
@@ -145,7 +147,15 @@ export async function startApiServer(
       cached = { generation, peer: classifyPeer(peer, current.authentication) };
       peerClasses.set(socket, cached);
     }
-    return authenticateRequest(cached.peer, request.headersDistinct, current.authentication);
+    // Only a front-proxy connection's identity headers are read; skip building the others.
+    const headers =
+      cached.peer.kind === 'front-proxy'
+        ? identityHeadersOf(
+            request.rawHeaders,
+            current.authentication.requestHeader?.config ?? DEFAULT_REQUEST_HEADER_CONFIG,
+          )
+        : NO_HEADERS;
+    return authenticateRequest(cached.peer, headers, current.authentication);
   };
 
   const readiness = (): Readiness => {

@@ -1,0 +1,330 @@
+/**
+ * @module api/fast-path
+ *
+ * The reads that clients poll — external metrics (the HPA, through kube-apiserver's aggregator),
+ * custom Object metrics and the KEDA endpoint — answered in front of the express app, with the
+ * same status codes, headers and bodies, the same authentication and authorization, and the same
+ * request metrics. Everything else, and every request whose shape is not the plain common one, is
+ * left to express (`createApiRequestListener` runs this first and express when it declines).
+ *
+ * Why: an HPA read is tiny, so the cost of a request is the HTTP/TLS stack plus whatever runs per
+ * request. Express's per-request setup and middleware chain cost about as much as Node's own HTTP
+ * handling (bench/README.md, "metrics-api"). Here a request costs a map lookup for its URL, the
+ * per-connection peer class, the identity headers, the authorizer, a version check on the store
+ * and one write of a body serialised once per store change.
+ *
+ * Order, as in the express app: authentication (declined here: express answers 401 and logs),
+ * authorization (403 here), then the answer. Identity headers are not stripped on this path
+ * because nothing reads the request after the answer is written.
+ */
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import type { ApiAppDeps } from './app.ts';
+import { createApiApp } from './app.ts';
+import type { AuthorizationDecision, RequestAttributes, UserInfo } from './auth.ts';
+import { requestAttributes } from './auth.ts';
+import { CUSTOM_GROUP_VERSION, EXTERNAL_GROUP_VERSION } from './catalog.ts';
+import type { DecisionStore } from './decision-store.ts';
+import type { StatusAnswer } from './failures.ts';
+import { failureAnswer, forbiddenAnswer } from './failures.ts';
+import type { RouteLabel } from './metrics.ts';
+import {
+  answerCustomMetricQuery,
+  answerExternalMetricQuery,
+  prepareCustomMetricQuery,
+  prepareExternalMetricQuery,
+  queryKeda,
+} from './queries.ts';
+import { statusBody } from './status.ts';
+
+export interface FastPathOptions {
+  /**
+   * How many distinct URLs keep their parsed route, prepared query and last answer (between this
+   * and twice this; those unused longest are dropped; 0 keeps none). An HPA reads one URL, so the
+   * default covers a few thousand scalers.
+   */
+  routeCacheEntries?: number;
+}
+
+/** Answers the request and returns true, or returns false having written nothing (express answers). */
+export type FastPath = (request: IncomingMessage, response: ServerResponse) => boolean;
+
+export const DEFAULT_ROUTE_CACHE_ENTRIES = 4096;
+
+const EXTERNAL_PREFIX = `/apis/${EXTERNAL_GROUP_VERSION}/namespaces/`;
+const CUSTOM_PREFIX = `/apis/${CUSTOM_GROUP_VERSION}/namespaces/`;
+const KEDA_PREFIX = '/keda/v1/namespaces/';
+/**
+ * Characters a path on this path may hold. Anything else (spaces, `#`, `;`, ...) goes to express,
+ * whose URL parsing then decides; so does a trailing slash or an empty segment.
+ */
+const PLAIN_PATH = /^[A-Za-z0-9\-._~%*/]+$/;
+/** express's `res.json` over a string body. */
+const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
+
+interface CachedAnswer {
+  /** `store.version()` the answer was built at. */
+  version: number;
+  code: number;
+  body: Buffer;
+}
+
+interface Route {
+  label: Extract<RouteLabel, 'external' | 'custom' | 'keda'>;
+  /** For logs, as express's `request.path` gives it. */
+  pathname: string;
+  /** What the authorizer sees, derived as the express app derives it. */
+  attributes: RequestAttributes;
+  /** The payload from the store now; throws as the query functions do. */
+  answer: (store: DecisionStore) => unknown;
+  cached: CachedAnswer | undefined;
+}
+
+/** Runs `make` once; later calls return its result or throw its error again. */
+function once<T>(make: () => T): () => T {
+  let outcome: { ok: true; value: T } | { ok: false; error: unknown } | undefined;
+  return () => {
+    if (outcome === undefined) {
+      try {
+        outcome = { ok: true, value: make() };
+      } catch (error) {
+        outcome = { ok: false, error };
+      }
+    }
+    if (!outcome.ok) throw outcome.error;
+    return outcome.value;
+  };
+}
+
+/** express's param decoding; undefined where it would fail (express then answers 400). */
+function decodeSegment(segment: string): string | undefined {
+  if (!segment.includes('%')) return segment;
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Go's `url.Values.Get`: the first value of a repeated parameter. */
+function queryParam(query: string, name: string): string | undefined {
+  return query === '' ? undefined : (new URLSearchParams(query).get(name) ?? undefined);
+}
+
+/**
+ * The route of a GET for one of the polled reads, as the express routes match it (case-sensitive
+ * literals on the raw path, parameters percent-decoded), or undefined to leave it to express.
+ */
+export function parseFastRoute(url: string): Route | undefined {
+  const mark = url.indexOf('?');
+  const pathname = mark === -1 ? url : url.slice(0, mark);
+  const query = mark === -1 ? '' : url.slice(mark + 1);
+  const label: Route['label'] | undefined = pathname.startsWith(EXTERNAL_PREFIX)
+    ? 'external'
+    : pathname.startsWith(CUSTOM_PREFIX)
+      ? 'custom'
+      : pathname.startsWith(KEDA_PREFIX)
+        ? 'keda'
+        : undefined;
+  if (label === undefined || !PLAIN_PATH.test(pathname)) return undefined;
+  const prefix = label === 'external' ? EXTERNAL_PREFIX : label === 'custom' ? CUSTOM_PREFIX : KEDA_PREFIX;
+  const raw = pathname.slice(prefix.length).split('/');
+  const params: string[] = [];
+  for (const segment of raw) {
+    const decoded = segment === '' ? undefined : decodeSegment(segment);
+    if (decoded === undefined) return undefined;
+    params.push(decoded);
+  }
+  let answer: Route['answer'];
+  if (label === 'external') {
+    const [namespace, metric] = params;
+    if (params.length !== 2 || namespace === undefined || metric === undefined) return undefined;
+    const prepared = once(() =>
+      prepareExternalMetricQuery(namespace, metric, queryParam(query, 'labelSelector')),
+    );
+    answer = (store) => answerExternalMetricQuery(store, prepared());
+  } else if (label === 'custom') {
+    const [namespace, resource, name, metric] = params;
+    if (
+      params.length !== 4 ||
+      namespace === undefined ||
+      resource === undefined ||
+      name === undefined ||
+      metric === undefined
+    ) {
+      return undefined;
+    }
+    const prepared = once(() =>
+      prepareCustomMetricQuery({
+        namespace,
+        resource,
+        name,
+        metric,
+        labelSelector: queryParam(query, 'labelSelector'),
+        metricLabelSelector: queryParam(query, 'metricLabelSelector'),
+      }),
+    );
+    answer = (store) => answerCustomMetricQuery(store, prepared());
+  } else {
+    const [namespace, , name] = params;
+    // `tokenscalers` is a literal of the route: matched on the raw segment, as express does.
+    if (params.length !== 3 || raw[1] !== 'tokenscalers' || namespace === undefined || name === undefined) {
+      return undefined;
+    }
+    answer = (store) => queryKeda(store, namespace, name);
+  }
+  return { label, pathname, attributes: requestAttributes('GET', pathname), answer, cached: undefined };
+}
+
+/**
+ * A bounded map of recently used routes, in two generations: lookups hit the current one (one map
+ * read); a route found only in the previous generation moves up. When the current generation is
+ * full it becomes the previous one, so what was not used during a whole generation is dropped.
+ * Between `capacity` and `2 x capacity` routes are kept.
+ */
+class RouteCache {
+  private current = new Map<string, Route>();
+  private previous = new Map<string, Route>();
+  private readonly capacity: number;
+
+  constructor(capacity: number) {
+    this.capacity = capacity;
+  }
+
+  get(url: string): Route | undefined {
+    return this.current.get(url) ?? this.previous.get(url);
+  }
+
+  remember(url: string, route: Route): void {
+    if (this.capacity <= 0 || this.current.get(url) === route) return;
+    if (this.current.size >= this.capacity) {
+      this.previous = this.current;
+      this.current = new Map();
+    }
+    this.current.set(url, route);
+    this.previous.delete(url);
+  }
+}
+
+function isPromiseLike<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
+  return typeof (value as { then?: unknown } | null)?.then === 'function';
+}
+
+/** Headers as express's `res.json` sets them (after `Connection: close` while draining). */
+function writeJson(response: ServerResponse, code: number, body: Buffer, draining: boolean): void {
+  response.writeHead(
+    code,
+    draining
+      ? ['Connection', 'close', 'Content-Type', JSON_CONTENT_TYPE, 'Content-Length', String(body.length)]
+      : ['Content-Type', JSON_CONTENT_TYPE, 'Content-Length', String(body.length)],
+  );
+  response.end(body);
+}
+
+function statusBytes(answer: StatusAnswer): Buffer {
+  return Buffer.from(JSON.stringify(statusBody(answer.code, answer.message, answer.details)));
+}
+
+export function createFastPath(deps: ApiAppDeps, options: FastPathOptions = {}): FastPath {
+  const routes = new RouteCache(options.routeCacheEntries ?? DEFAULT_ROUTE_CACHE_ENTRIES);
+
+  const finish = (
+    response: ServerResponse,
+    label: RouteLabel,
+    code: number,
+    body: Buffer,
+    draining: boolean,
+    started: bigint,
+  ): void => {
+    writeJson(response, code, body, draining);
+    // Measured when the answer has been handed to the socket, as the histogram's help says.
+    deps.metrics?.observeRequest(label, code, Number(process.hrtime.bigint() - started) / 1e9);
+  };
+
+  const answer = (
+    route: Route,
+    user: UserInfo,
+    decision: AuthorizationDecision,
+    response: ServerResponse,
+    draining: boolean,
+    started: bigint,
+  ): void => {
+    if (!decision.allowed) {
+      const forbidden = forbiddenAnswer(user, route.attributes, decision.reason);
+      finish(response, 'forbidden', forbidden.code, statusBytes(forbidden), draining, started);
+      return;
+    }
+    const version = deps.store.version?.();
+    const cached = route.cached;
+    if (cached !== undefined && version !== undefined && cached.version === version) {
+      finish(response, route.label, cached.code, cached.body, draining, started);
+      return;
+    }
+    let code: number;
+    let body: Buffer;
+    try {
+      body = Buffer.from(JSON.stringify(route.answer(deps.store)));
+      code = 200;
+    } catch (error) {
+      const failure = failureAnswer(error, route.pathname, deps.logger);
+      code = failure.code;
+      body = statusBytes(failure);
+    }
+    // 5xx answers are not kept: each one is logged (failureAnswer) and may be transient.
+    if (version !== undefined && code < 500) route.cached = { version, code, body };
+    finish(response, route.label, code, body, draining, started);
+  };
+
+  const failed = (
+    route: Route,
+    error: unknown,
+    response: ServerResponse,
+    draining: boolean,
+    started: bigint,
+  ): void => {
+    // The authorizer failed: no route is known yet, as in express.
+    const failure = failureAnswer(error, route.pathname, deps.logger);
+    finish(response, 'other', failure.code, statusBytes(failure), draining, started);
+  };
+
+  return (request, response) => {
+    if (request.method !== 'GET') return false;
+    const url = request.url ?? '';
+    const route = routes.get(url) ?? parseFastRoute(url);
+    if (route === undefined) return false;
+    const started = process.hrtime.bigint();
+    const authentication = deps.authenticate(request);
+    if (!authentication.ok) return false;
+    // Only authenticated callers grow (or refresh) the cache.
+    routes.remember(url, route);
+    const draining = deps.isDraining?.() === true;
+    const user = authentication.user;
+    let decision: AuthorizationDecision | PromiseLike<AuthorizationDecision>;
+    try {
+      decision = deps.authorizer.authorize(user, route.attributes);
+    } catch (error) {
+      failed(route, error, response, draining, started);
+      return true;
+    }
+    if (isPromiseLike(decision)) {
+      decision.then(
+        (settled) => answer(route, user, settled, response, draining, started),
+        (error: unknown) => failed(route, error, response, draining, started),
+      );
+    } else {
+      answer(route, user, decision, response, draining, started);
+    }
+    return true;
+  };
+}
+
+/**
+ * The server's request listener: the fast path for the polled reads, the express app for the rest.
+ * Both are built from the same dependencies, so they agree on who may read what.
+ */
+export function createApiRequestListener(deps: ApiAppDeps, options: FastPathOptions = {}): RequestListener {
+  const app = createApiApp(deps);
+  const fast = createFastPath(deps, options);
+  return (request, response) => {
+    if (!fast(request, response)) app(request, response);
+  };
+}
