@@ -1,4 +1,5 @@
 import { X509Certificate } from 'node:crypto';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IssuedCertificate } from '../../test/support/certs.ts';
 import { TestPki } from '../../test/support/certs.ts';
@@ -9,6 +10,8 @@ import {
   classifyPeer,
   DEFAULT_REQUEST_HEADER_CONFIG,
   forbiddenMessage,
+  identityHeadersOf,
+  isIdentityHeader,
   requestAttributes,
   stripIdentityHeaders,
   TrustAnchors,
@@ -347,6 +350,85 @@ describe('authenticateRequest', () => {
       ok: false,
       message: 'nope',
     });
+  });
+});
+
+describe('identityHeadersOf', () => {
+  /** What Node's `headersDistinct` holds for raw header lines (names lower-cased, values in order). */
+  function distinct(raw: readonly string[]): Record<string, string[]> {
+    const headers: Record<string, string[]> = {};
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      const name = (raw[i] ?? '').toLowerCase();
+      headers[name] = [...(headers[name] ?? []), raw[i + 1] ?? ''];
+    }
+    return headers;
+  }
+
+  it('keeps every identity header line, lower-cased and in order, and nothing else', () => {
+    expect(
+      identityHeadersOf(
+        [
+          'Host',
+          'h',
+          'X-Remote-Group',
+          'a',
+          'X-Remote-User',
+          'u',
+          'x-remote-group',
+          'b',
+          'X-REMOTE-EXTRA-Scopes',
+          's',
+          'X-Forwarded-For',
+          '10.0.0.1',
+        ],
+        DEFAULT_REQUEST_HEADER_CONFIG,
+      ),
+    ).toEqual({ 'x-remote-group': ['a', 'b'], 'x-remote-user': ['u'], 'x-remote-extra-scopes': ['s'] });
+  });
+
+  it('authenticates exactly as the full headersDistinct would', () => {
+    const frontProxy: PeerClass = { kind: 'front-proxy', commonName: 'front-proxy-client' };
+    const config = {
+      ...DEFAULT_REQUEST_HEADER_CONFIG,
+      usernameHeaders: ['x-remote-user', 'x-forwarded-user'],
+      extraHeaderPrefixes: ['x-remote-extra-', 'x-extra-'],
+    };
+    const settingsWith: AuthenticationSettings = {
+      requestHeader: { anchors: TrustAnchors.fromPem(certs.frontProxyCa.certPem, 'x'), config },
+    };
+    const name = fc
+      .constantFrom(
+        'x-remote-user',
+        'x-forwarded-user',
+        'x-remote-group',
+        'x-remote-extra-scopes',
+        'x-remote-extra-a%2fb',
+        'x-remote-extra-A%2Fb',
+        'x-extra-scopes',
+        'host',
+        'x-remote',
+        'user-agent',
+      )
+      .chain((lower) =>
+        fc
+          .array(fc.boolean(), { minLength: lower.length, maxLength: lower.length })
+          .map((upper) => [...lower].map((char, i) => (upper[i] ? char.toUpperCase() : char)).join('')),
+      );
+    const value = fc.constantFrom('', 'u', 'system:masters', 'system:authenticated', 'a,b');
+    fc.assert(
+      fc.property(fc.array(fc.tuple(name, value), { maxLength: 12 }), (lines) => {
+        const raw = lines.flat();
+        expect(identityHeadersOf(raw, config)).toEqual(
+          Object.fromEntries(
+            Object.entries(distinct(raw)).filter(([header]) => isIdentityHeader(header, config)),
+          ),
+        );
+        expect(authenticateRequest(frontProxy, identityHeadersOf(raw, config), settingsWith)).toEqual(
+          authenticateRequest(frontProxy, distinct(raw), settingsWith),
+        );
+      }),
+      { numRuns: 300 },
+    );
   });
 });
 

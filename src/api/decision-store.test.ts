@@ -63,4 +63,27 @@ describe('InMemoryDecisionStore', () => {
     store.publish('ns', 'a', decision());
     expect(Object.isFrozen(store.get('ns', 'a'))).toBe(true);
   });
+
+  it('changes its version on every register, publish and effective remove, and only then', () => {
+    const store = new InMemoryDecisionStore();
+    const versions = [store.version()];
+    const step = (change: () => unknown) => {
+      change();
+      versions.push(store.version());
+    };
+    step(() => store.register('ns', 'a'));
+    step(() => store.publish('ns', 'a', decision()));
+    step(() => store.publish('ns', 'a', decision({ desiredReplicas: 9 })));
+    step(() => store.register('other', 'b', { demandWindowSeconds: 60 }));
+    step(() => store.remove('ns', 'a'));
+    expect(new Set(versions).size).toBe(versions.length);
+    const settled = store.version();
+    store.remove('ns', 'a');
+    store.remove('missing', 'x');
+    store.get('other', 'b');
+    store.list();
+    store.list('other');
+    store.markSynced();
+    expect(store.version()).toBe(settled);
+  });
 });
