@@ -109,6 +109,23 @@ describe('the owned HPA', () => {
     expect(api.store.get(HPAS, 'inference', 'tokenscaler-llama').spec).toMatchObject({ maxReplicas: 8 });
   });
 
+  it('does not fight an API server that drops the tolerance field (feature gate off)', async () => {
+    const { api, manager, clock, reasons } = setup();
+    await manager.onDecision(stateOf(definition()), signal());
+    // What an API server without HPAConfigurableTolerance stores: the behavior without `tolerance`.
+    api.store.mergePatch(HPAS, 'inference', 'tokenscaler-llama', {
+      spec: { behavior: { scaleUp: { tolerance: null }, scaleDown: { tolerance: null } } },
+    });
+    const stored = api.store.get(HPAS, 'inference', 'tokenscaler-llama') as { spec: { behavior: unknown } };
+    expect(JSON.stringify(stored.spec.behavior)).not.toMatch(/tolerance/);
+    clock.ms += 400_000;
+    const calls = api.actions.length;
+    await manager.onDecision(stateOf(definition()), signal());
+    // It re-reads the HPA at the resync and finds nothing to put back.
+    expect(api.actions.slice(calls).map((a) => a.op)).toEqual(['getHpa']);
+    expect(reasons()).toEqual(['HPACreated']);
+  });
+
   it('never touches an HPA of the same name that it does not own', async () => {
     const { api, manager, reasons } = setup();
     api.store.create(HPAS, 'inference', {
