@@ -1,11 +1,12 @@
 /**
- * External metrics API under HPA load: the real metrics API server (startApiServer, express app,
- * front-proxy authentication, prom-client request metrics, 1,000 scalers in an InMemoryDecisionStore)
+ * External metrics API under HPA load: the real metrics API server (startApiServer: its fast path for
+ * the polled reads in front of the express app, front-proxy authentication, prom-client request
+ * metrics, 1,000 scalers in an InMemoryDecisionStore)
  * against a bare `node:https` server that answers every request with a fixed body of the same bytes
  * (the physical limit: TLS, loopback, HTTP parsing and nothing else), side by side in one run.
  *
  *   node bench/metrics-api.ts [--rates 100,1000,2000] [--seconds 3] [--rounds 4] [--connections 5]
- *                             [--scalers 1000] [--max-seconds 3] [--goal 1.5]
+ *                             [--scalers 1000] [--max-seconds 3] [--goal 1.5] [--answer-cache on|off]
  *
  * How the HPA calls us, and how this bench does:
  * - kube-apiserver proxies each HPA read over mutual TLS: a front-proxy client certificate
@@ -22,6 +23,12 @@
  *   second, sent back to back at the start of the second, then idles: bursts of 5 in flight, like the
  *   HPA's resync that re-queues every HPA each 15 s. 1,000 HPAs / 15 s is about 67 reads per second,
  *   so 100 req/s is a real fleet with headroom and the higher rates are stress.
+ *
+ * Nothing is published while the load runs, so the real server answers every read after the first
+ * of each URL from the answer it serialised for the store's version (src/api/fast-path.ts). In a
+ * cluster the reconcile loop publishes every scaler each tick, about as often as the HPA reads, so
+ * most reads build their answer anew: `--answer-cache off` measures that case (the server then
+ * reads a store that exposes no version, and builds every answer).
  *
  * Each server runs in its own process (neither shares an event loop with the load generator, which
  * is this process). Rounds alternate the order of the servers so drift (other work on the machine)
@@ -41,6 +48,7 @@ import { createRequire } from 'node:module';
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Registry } from 'prom-client';
+import type { DecisionStore, PublishedScaler } from '../src/api/decision-store.ts';
 
 const { values } = parseArgs({
   options: {
@@ -54,6 +62,7 @@ const { values } = parseArgs({
     scalers: { type: 'string', default: '1000' },
     'max-seconds': { type: 'string', default: '3' },
     goal: { type: 'string', default: '1.5' },
+    'answer-cache': { type: 'string', default: 'on' },
   },
 });
 
@@ -130,6 +139,22 @@ async function serveApi(): Promise<void> {
     });
   }
   store.markSynced();
+  // Answer cache off: a store without `version()`, so the server cannot tell that nothing changed,
+  // handing out copies of each scaler and decision, as if each had just been published (a copy
+  // costs this process well under a microsecond). Every answer is then built from scratch, as
+  // after each reconcile tick in a cluster.
+  const fresh = (scaler: PublishedScaler | undefined): PublishedScaler | undefined =>
+    scaler === undefined
+      ? undefined
+      : { ...scaler, decision: scaler.decision === undefined ? undefined : { ...scaler.decision } };
+  const served: DecisionStore =
+    values['answer-cache'] === 'off'
+      ? {
+          get: (ns, name) => fresh(store.get(ns, name)),
+          list: (ns) => store.list(ns).map((scaler) => fresh(scaler) ?? scaler),
+          synced: () => store.synced(),
+        }
+      : store;
   const stderr = (level: string) => (message: string, fields?: Record<string, unknown>) =>
     process.stderr.write(`[api ${level}] ${message} ${fields ? JSON.stringify(fields) : ''}\n`);
   const server = await startApiServer(
@@ -146,7 +171,7 @@ async function serveApi(): Promise<void> {
       requestHeader: { ...DEFAULT_REQUEST_HEADER_CONFIG, allowedNames: [FRONT_PROXY_CN] },
     },
     {
-      store,
+      store: served,
       // Production wiring (cli/controller-runtime.ts) records every request in prom-client.
       metrics: createApiMetrics(new Registry()),
       logger: { info: () => undefined, warn: stderr('warn'), error: stderr('error') },
@@ -457,6 +482,10 @@ async function orchestrate(): Promise<number> {
   if (!(maxSeconds >= 0))
     throw new Error(`--max-seconds: ${values['max-seconds']} is not allowed; give 0 or more`);
   if (!(goal > 0)) throw new Error(`--goal: ${values.goal} is not allowed; give a ratio above 0`);
+  const answerCache = values['answer-cache'];
+  if (answerCache !== 'on' && answerCache !== 'off') {
+    throw new Error(`--answer-cache: ${JSON.stringify(answerCache)} is not allowed; give on or off`);
+  }
 
   const { TestPki } = await import('../test/support/certs.ts');
   const pki = await TestPki.create('tokenscaler-bench-metrics-api-');
@@ -484,7 +513,16 @@ async function orchestrate(): Promise<number> {
       ca: Buffer.from(servingCa.certPem),
     };
 
-    children.api = await startChild(['--role', 'api', '--pki', pki.dir, '--scalers', String(scalers)]);
+    children.api = await startChild([
+      '--role',
+      'api',
+      '--pki',
+      pki.dir,
+      '--scalers',
+      String(scalers),
+      '--answer-cache',
+      answerCache,
+    ]);
     const body = await checkApi(children.api.url, credentials, scalers);
     console.log(
       'check: the metrics API answers the replicas of each scaler, and 401 without a certificate (it logs that)',
@@ -534,6 +572,7 @@ async function orchestrate(): Promise<number> {
       connections,
       scalers,
       goal,
+      answerCache: answerCache === 'on',
       bodyBytes: body.length,
       fixed,
       saturated,
@@ -552,6 +591,7 @@ function report(run: {
   connections: number;
   scalers: number;
   goal: number;
+  answerCache: boolean;
   bodyBytes: number;
   fixed: Map<number, Record<ServerName, Sample>>;
   saturated: Record<ServerName, Sample>;
@@ -584,6 +624,7 @@ function report(run: {
   console.log(
     `\nExternal metrics API vs bare node:https, ${run.scalers} scalers, ${run.connections} connections (HPA workers), ` +
       `${run.rounds} rounds x ${run.seconds} s per rate and server, body ${run.bodyBytes} B, ` +
+      `answer cache ${run.answerCache ? 'on' : 'off (every answer built anew)'}, ` +
       `${cpus().length} CPUs, load average ${load1?.toFixed(2)} at the end\n`,
   );
   const header = `${'rate/s'.padEnd(8)}${'server'.padEnd(8)}${'p50 ms'.padStart(10)}${'p99 ms'.padStart(10)}${'max ms'.padStart(10)}${'req/s'.padStart(10)}${'CPU us/req'.padStart(11)}${'samples'.padStart(9)}`;
@@ -619,6 +660,7 @@ function report(run: {
       connections: run.connections,
       rounds: run.rounds,
       secondsPerRun: run.seconds,
+      answerCache: run.answerCache,
       bodyBytes: run.bodyBytes,
       goalP99Ratio: run.goal,
       meetsGoal,
