@@ -73,11 +73,18 @@ async function withFastPath(deps: ApiAppDeps, routeCacheEntries?: number): Promi
   const fast = createFastPath(deps, routeCacheEntries === undefined ? {} : { routeCacheEntries });
   const fastAnswered: boolean[] = [];
   const { server, base } = await listen((req, res) => {
-    const answered = fast(req, res);
+    const answered = fast.handle(req, res);
     fastAnswered.push(answered);
     if (!answered) app(req, res);
   });
-  return { base, fastAnswered, close: () => stop(server) };
+  return {
+    base,
+    fastAnswered,
+    close: () => {
+      fast.close();
+      return stop(server);
+    },
+  };
 }
 
 async function expressOnly(deps: ApiAppDeps): Promise<Harness> {
@@ -177,6 +184,14 @@ function withExplodingNamespace(store: DecisionStore): DecisionStore {
   };
 }
 
+/** sampleStore plus scalers whose values are no quantity (a bug upstream: 500) or not a number. */
+function quirkyStore(): InMemoryDecisionStore {
+  const store = sampleStore();
+  store.publish('quirks', 'negative', decision({ demandTokens: -5 }), { demandWindowSeconds: 120 });
+  store.publish('quirks', 'nan', decision({ inflightTokens: Number.NaN, requestTokensP95: Number.NaN }));
+  return store;
+}
+
 const sel = (text: string) => `labelSelector=${encodeURIComponent(text)}`;
 
 afterAll(() => agent.destroy());
@@ -186,8 +201,8 @@ describe('the fast path answers as express does', () => {
   let plain: Harness;
 
   beforeAll(async () => {
-    fast = await withFastPath(depsFor(withExplodingNamespace(sampleStore())));
-    plain = await expressOnly(depsFor(withExplodingNamespace(sampleStore())));
+    fast = await withFastPath(depsFor(withExplodingNamespace(quirkyStore())));
+    plain = await expressOnly(depsFor(withExplodingNamespace(quirkyStore())));
   });
 
   afterAll(async () => {
@@ -284,6 +299,50 @@ describe('the fast path answers as express does', () => {
       true,
     ],
     [`${EXTERNAL}/namespaces/boom/tokenscaler_desired_replicas`, 'hpa', 500, true],
+    [
+      `${EXTERNAL}/namespaces/inference/tokenscaler_inflight_tokens?${sel('tokenscaler.dev/name in (llama-70b,llama-8b)')}`,
+      'hpa',
+      503,
+      true,
+    ],
+    [
+      `${EXTERNAL}/namespaces/inference/tokenscaler_tokens_per_replica?${sel('tokenscaler.dev/name in (llama-70b,llama-8b)')}`,
+      'hpa',
+      200,
+      true,
+    ],
+    [
+      `${EXTERNAL}/namespaces/quirks/tokenscaler_demand_tokens?${sel('tokenscaler.dev/name=negative')}`,
+      'hpa',
+      500,
+      true,
+    ],
+    [
+      `${EXTERNAL}/namespaces/quirks/tokenscaler_desired_replicas?${sel('tokenscaler.dev/name')}`,
+      'hpa',
+      200,
+      true,
+    ],
+    [
+      `${EXTERNAL}/namespaces/quirks/tokenscaler_inflight_tokens?${sel('tokenscaler.dev/name=nan')}`,
+      'hpa',
+      500,
+      true,
+    ],
+    [
+      `${CUSTOM}/namespaces/quirks/tokenscalers.tokenscaler.dev/negative/tokenscaler_demand_tokens`,
+      'hpa',
+      500,
+      true,
+    ],
+    [
+      `${CUSTOM}/namespaces/quirks/tokenscalers.tokenscaler.dev/negative/tokenscaler_desired_replicas`,
+      'hpa',
+      200,
+      true,
+    ],
+    ['/keda/v1/namespaces/quirks/tokenscalers/nan', 'hpa', 200, true],
+    ['/keda/v1/namespaces/quirks/tokenscalers/negative', 'hpa', 200, true],
     [`${EXTERNAL}/namespaces/inference/tokenscaler_desired_replicas`, 'anonymous', 403, true],
     [`${EXTERNAL}/namespaces/inference/tokenscaler_desired_replicas`, undefined, 401, false],
     [`${EXTERNAL}/namespaces/inference/%E0%A4%A`, 'hpa', 400, false],
@@ -596,10 +655,46 @@ describe('authorization and draining on the fast path', () => {
   });
 });
 
+describe('serialising on publish', () => {
+  it('serialises each published scaler once, when the store publishes it, and stops on close', async () => {
+    const store = new InMemoryDecisionStore();
+    const path = `${EXTERNAL}/namespaces/inference/tokenscaler_desired_replicas?${sel('tokenscaler.dev/name=a')}`;
+    let watchers = 0;
+    const watched: DecisionStore = {
+      get: (ns, name) => store.get(ns, name),
+      list: (ns) => store.list(ns),
+      synced: () => store.synced(),
+      version: () => store.version(),
+      watch: (listener) => {
+        watchers += 1;
+        const stop = store.watch(listener);
+        return () => {
+          watchers -= 1;
+          stop();
+        };
+      },
+    };
+    const harness = await withFastPath(depsFor(watched));
+    expect(watchers).toBe(1);
+    try {
+      store.publish('inference', 'a', decision({ desiredReplicas: 4 }));
+      const value = (served: Served) =>
+        (JSON.parse(served.body) as { items: Array<{ value: string }> }).items[0]?.value;
+      expect(value(await call(harness.base, path, { identity: 'hpa' }))).toBe('4');
+      store.publish('inference', 'a', decision({ desiredReplicas: 5 }));
+      expect(value(await call(harness.base, path, { identity: 'hpa' }))).toBe('5');
+    } finally {
+      await harness.close();
+    }
+    expect(watchers).toBe(0);
+  });
+});
+
 describe('createApiRequestListener', () => {
   it('serves the polled reads and everything else from one listener', async () => {
     const deps = depsFor(sampleStore());
-    const { server, base } = await listen(createApiRequestListener(deps));
+    const requests = createApiRequestListener(deps);
+    const { server, base } = await listen(requests.listener);
     try {
       const metric = await call(
         base,
@@ -610,6 +705,7 @@ describe('createApiRequestListener', () => {
       expect((await call(base, EXTERNAL, { identity: 'hpa' })).status).toBe(200);
       expect((await call(base, '/readyz')).body).toBe('ok');
     } finally {
+      requests.close();
       await stop(server);
     }
   });

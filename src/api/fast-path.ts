@@ -22,14 +22,24 @@ import type { ApiAppDeps } from './app.ts';
 import { createApiApp } from './app.ts';
 import type { AuthorizationDecision, RequestAttributes, UserInfo } from './auth.ts';
 import { requestAttributes } from './auth.ts';
-import { CUSTOM_GROUP_VERSION, EXTERNAL_GROUP_VERSION } from './catalog.ts';
-import type { DecisionStore } from './decision-store.ts';
+import type { ServedMetric } from './catalog.ts';
+import { CUSTOM_GROUP_VERSION, EXTERNAL_GROUP_VERSION, SERVED_METRICS } from './catalog.ts';
+import type { DecisionStore, PublishedScaler } from './decision-store.ts';
 import type { StatusAnswer } from './failures.ts';
 import { failureAnswer, forbiddenAnswer } from './failures.ts';
 import type { RouteLabel } from './metrics.ts';
 import {
+  customMetricValue,
+  customMetricValueList,
+  externalMetricValue,
+  externalMetricValueList,
+  kedaBody,
+} from './payloads.ts';
+import {
   answerCustomMetricQuery,
   answerExternalMetricQuery,
+  customMetricScalers,
+  externalMetricScalers,
   prepareCustomMetricQuery,
   prepareExternalMetricQuery,
   queryKeda,
@@ -45,8 +55,12 @@ export interface FastPathOptions {
   routeCacheEntries?: number;
 }
 
-/** Answers the request and returns true, or returns false having written nothing (express answers). */
-export type FastPath = (request: IncomingMessage, response: ServerResponse) => boolean;
+export interface FastPath {
+  /** Answers the request and returns true, or returns false having written nothing (express answers). */
+  handle(request: IncomingMessage, response: ServerResponse): boolean;
+  /** Stops watching the store. */
+  close(): void;
+}
 
 export const DEFAULT_ROUTE_CACHE_ENTRIES = 4096;
 /**
@@ -80,8 +94,8 @@ interface Route {
   pathname: string;
   /** What the authorizer sees, derived as the express app derives it. */
   attributes: RequestAttributes;
-  /** The payload from the store now; throws as the query functions do. */
-  answer: (store: DecisionStore) => unknown;
+  /** The JSON body from the store now; throws as the query functions do. */
+  answer: (store: DecisionStore, renderings: Renderings) => string;
   cached: CachedAnswer | undefined;
 }
 
@@ -147,7 +161,14 @@ export function parseFastRoute(url: string): Route | undefined {
     const prepared = once(() =>
       prepareExternalMetricQuery(namespace, metric, queryParam(query, 'labelSelector')),
     );
-    answer = (store) => answerExternalMetricQuery(store, prepared());
+    answer = (store, renderings) => {
+      const query = prepared();
+      const scalers = externalMetricScalers(store, query);
+      return (
+        renderings.externalList(query.metric, scalers) ??
+        JSON.stringify(answerExternalMetricQuery(store, query))
+      );
+    };
   } else if (label === 'custom') {
     const [namespace, resource, name, metric] = params;
     if (
@@ -169,16 +190,117 @@ export function parseFastRoute(url: string): Route | undefined {
         metricLabelSelector: queryParam(query, 'metricLabelSelector'),
       }),
     );
-    answer = (store) => answerCustomMetricQuery(store, prepared());
+    answer = (store, renderings) => {
+      const query = prepared();
+      const scalers = customMetricScalers(store, query);
+      return (
+        renderings.customList(query.metric, scalers) ?? JSON.stringify(answerCustomMetricQuery(store, query))
+      );
+    };
   } else {
     const [namespace, , name] = params;
     // `tokenscalers` is a literal of the route: matched on the raw segment, as express does.
     if (params.length !== 3 || raw[1] !== 'tokenscalers' || namespace === undefined || name === undefined) {
       return undefined;
     }
-    answer = (store) => queryKeda(store, namespace, name);
+    answer = (store, renderings) => {
+      const scaler = store.get(namespace, name);
+      const rendered = scaler === undefined ? undefined : renderings.of(scaler).keda;
+      return rendered ?? JSON.stringify(queryKeda(store, namespace, name));
+    };
   }
   return { label, pathname, attributes: requestAttributes('GET', pathname), answer, cached: undefined };
+}
+
+/** What one published scaler serves, serialised; undefined where the generic path must answer. */
+interface Rendered {
+  /** Items of ExternalMetricValueList and MetricValueList, by index in SERVED_METRICS. */
+  external: ReadonlyArray<string | undefined>;
+  custom: ReadonlyArray<string | undefined>;
+  keda: string | undefined;
+}
+
+const NOTHING_RENDERED: Rendered = { external: [], custom: [], keda: undefined };
+const METRIC_INDEX = new Map<ServedMetric, number>(SERVED_METRICS.map((metric, index) => [metric, index]));
+
+/** A list's JSON split around its items, e.g. `{"kind":...,"items":[` and `]}`. */
+function listParts(emptyList: object): { head: string; tail: string } {
+  const json = JSON.stringify(emptyList);
+  const at = json.lastIndexOf('[]');
+  return { head: json.slice(0, at + 1), tail: json.slice(at + 1) };
+}
+
+// An empty list carries nothing of the metric, so one split serves every metric.
+const EXTERNAL_LIST = listParts(externalMetricValueList(SERVED_METRICS[0] as ServedMetric, []));
+const CUSTOM_LIST = listParts(customMetricValueList(SERVED_METRICS[0] as ServedMetric, []));
+
+/** `JSON.stringify(build())`, or undefined when building throws (the generic path then reports it). */
+function serialised(build: () => unknown): string | undefined {
+  try {
+    return JSON.stringify(build());
+  } catch {
+    return undefined;
+  }
+}
+
+function render(scaler: PublishedScaler): Rendered {
+  const decision = scaler.decision;
+  if (decision === undefined) return NOTHING_RENDERED;
+  const each = (item: (metric: ServedMetric, value: number) => unknown) =>
+    SERVED_METRICS.map((metric) => {
+      const value = metric.read(decision);
+      return value === undefined ? undefined : serialised(() => item(metric, value));
+    });
+  return {
+    external: each((metric, value) => externalMetricValue(metric, { scaler, decision, value })),
+    custom: each((metric, value) => customMetricValue(metric, { scaler, decision, value })),
+    keda: serialised(() => kedaBody(scaler, decision)),
+  };
+}
+
+/**
+ * Serialised items per published scaler, made when the store publishes it (`watch`), so that a
+ * read after a publish, which is every HPA read in a cluster where the reconcile tick matches the
+ * HPA's sync period, concatenates strings instead of building and stringifying objects. Items are
+ * `JSON.stringify` of the same builders the express routes use, and `JSON.stringify` of a list is
+ * its head, its items' JSON joined by commas, and its tail: the bodies are byte for byte the same.
+ * Keyed by entry: a store hands out a new entry on every change, and dropped entries are collected.
+ */
+export class Renderings {
+  private readonly byScaler = new WeakMap<PublishedScaler, Rendered>();
+
+  of(scaler: PublishedScaler): Rendered {
+    let rendered = this.byScaler.get(scaler);
+    if (rendered === undefined) {
+      rendered = render(scaler);
+      this.byScaler.set(scaler, rendered);
+    }
+    return rendered;
+  }
+
+  /** The ExternalMetricValueList body, or undefined when a scaler's item cannot be served. */
+  externalList(metric: ServedMetric, scalers: readonly PublishedScaler[]): string | undefined {
+    return this.list(EXTERNAL_LIST, scalers, (rendered) => rendered.external[METRIC_INDEX.get(metric) ?? -1]);
+  }
+
+  /** The MetricValueList body, or undefined when a scaler's item cannot be served. */
+  customList(metric: ServedMetric, scalers: readonly PublishedScaler[]): string | undefined {
+    return this.list(CUSTOM_LIST, scalers, (rendered) => rendered.custom[METRIC_INDEX.get(metric) ?? -1]);
+  }
+
+  private list(
+    parts: { head: string; tail: string },
+    scalers: readonly PublishedScaler[],
+    item: (rendered: Rendered) => string | undefined,
+  ): string | undefined {
+    let body = parts.head;
+    for (let index = 0; index < scalers.length; index += 1) {
+      const json = item(this.of(scalers[index] as PublishedScaler));
+      if (json === undefined) return undefined;
+      body = index === 0 ? body + json : `${body},${json}`;
+    }
+    return body + parts.tail;
+  }
 }
 
 /**
@@ -232,6 +354,9 @@ function statusBytes(answer: StatusAnswer): Buffer {
 
 export function createFastPath(deps: ApiAppDeps, options: FastPathOptions = {}): FastPath {
   const routes = new RouteCache(options.routeCacheEntries ?? DEFAULT_ROUTE_CACHE_ENTRIES);
+  const renderings = new Renderings();
+  // Serialise each scaler as it is published, off the request path.
+  const stopWatching = deps.store.watch?.((scaler) => renderings.of(scaler));
 
   const finish = (
     response: ServerResponse,
@@ -269,7 +394,7 @@ export function createFastPath(deps: ApiAppDeps, options: FastPathOptions = {}):
     let code: number;
     let body: Buffer;
     try {
-      body = Buffer.from(JSON.stringify(route.answer(deps.store)));
+      body = Buffer.from(route.answer(deps.store, renderings));
       code = 200;
     } catch (error) {
       const failure = failureAnswer(error, route.pathname, deps.logger);
@@ -296,7 +421,7 @@ export function createFastPath(deps: ApiAppDeps, options: FastPathOptions = {}):
     finish(response, 'other', failure.code, statusBytes(failure), draining, started);
   };
 
-  return (request, response) => {
+  const handle = (request: IncomingMessage, response: ServerResponse): boolean => {
     if (request.method !== 'GET') return false;
     const url = request.url ?? '';
     const route = routes.get(url) ?? parseFastRoute(url);
@@ -325,16 +450,30 @@ export function createFastPath(deps: ApiAppDeps, options: FastPathOptions = {}):
     }
     return true;
   };
+
+  return { handle, close: () => stopWatching?.() };
+}
+
+export interface ApiRequestListener {
+  listener: RequestListener;
+  /** Stops the fast path watching the store (the server is closing). */
+  close(): void;
 }
 
 /**
  * The server's request listener: the fast path for the polled reads, the express app for the rest.
  * Both are built from the same dependencies, so they agree on who may read what.
  */
-export function createApiRequestListener(deps: ApiAppDeps, options: FastPathOptions = {}): RequestListener {
+export function createApiRequestListener(
+  deps: ApiAppDeps,
+  options: FastPathOptions = {},
+): ApiRequestListener {
   const app = createApiApp(deps);
   const fast = createFastPath(deps, options);
-  return (request, response) => {
-    if (!fast(request, response)) app(request, response);
+  return {
+    listener: (request, response) => {
+      if (!fast.handle(request, response)) app(request, response);
+    },
+    close: () => fast.close(),
   };
 }

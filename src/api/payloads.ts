@@ -157,6 +157,21 @@ function windowFor(metric: ServedMetric, scaler: PublishedScaler): number | unde
   return metric.windowed ? scaler.demandWindowSeconds : undefined;
 }
 
+/** One item of an ExternalMetricValueList; throws `QuantityError` for a value that is no quantity. */
+export function externalMetricValue(
+  metric: ServedMetric,
+  { scaler, decision, value }: ServedValue,
+): ExternalMetricValue {
+  const window = windowFor(metric, scaler);
+  return {
+    metricName: metric.name,
+    metricLabels: scalerLabels(scaler),
+    timestamp: formatTimestamp(decision.decidedAtSeconds),
+    ...(window === undefined ? {} : { window }),
+    value: formatQuantity(value),
+  };
+}
+
 export function externalMetricValueList(
   metric: ServedMetric,
   values: readonly ServedValue[],
@@ -165,16 +180,7 @@ export function externalMetricValueList(
     kind: 'ExternalMetricValueList',
     apiVersion: EXTERNAL_GROUP_VERSION,
     metadata: {},
-    items: values.map(({ scaler, decision, value }) => {
-      const window = windowFor(metric, scaler);
-      return {
-        metricName: metric.name,
-        metricLabels: scalerLabels(scaler),
-        timestamp: formatTimestamp(decision.decidedAtSeconds),
-        ...(window === undefined ? {} : { window }),
-        value: formatQuantity(value),
-      };
-    }),
+    items: values.map((value) => externalMetricValue(metric, value)),
   };
 }
 
@@ -202,21 +208,27 @@ export function customMetricValueList(metric: ServedMetric, values: readonly Ser
     kind: 'MetricValueList',
     apiVersion: CUSTOM_GROUP_VERSION,
     metadata: {},
-    items: values.map(({ scaler, decision, value }) => {
-      const window = windowFor(metric, scaler);
-      return {
-        describedObject: {
-          kind: SCALER_KIND,
-          namespace: scaler.namespace,
-          name: scaler.name,
-          apiVersion: SCALER_API_VERSION,
-        },
-        metric: { name: metric.name, selector: null },
-        timestamp: formatTimestamp(decision.decidedAtSeconds),
-        ...(window === undefined ? {} : { windowSeconds: window }),
-        value: formatQuantity(value),
-      };
-    }),
+    items: values.map((value) => customMetricValue(metric, value)),
+  };
+}
+
+/** One item of a MetricValueList; throws `QuantityError` for a value that is no quantity. */
+export function customMetricValue(
+  metric: ServedMetric,
+  { scaler, decision, value }: ServedValue,
+): MetricValue {
+  const window = windowFor(metric, scaler);
+  return {
+    describedObject: {
+      kind: SCALER_KIND,
+      namespace: scaler.namespace,
+      name: scaler.name,
+      apiVersion: SCALER_API_VERSION,
+    },
+    metric: { name: metric.name, selector: null },
+    timestamp: formatTimestamp(decision.decidedAtSeconds),
+    ...(window === undefined ? {} : { windowSeconds: window }),
+    value: formatQuantity(value),
   };
 }
 

@@ -153,11 +153,11 @@ export function prepareExternalMetricQuery(
   return { namespace, metric, selector };
 }
 
-/** The answer to a prepared external-metrics read from what the store holds now. */
-export function answerExternalMetricQuery(
+/** The scalers a prepared external-metrics read serves, in order; throws the 404 when none match. */
+export function externalMetricScalers(
   store: DecisionStore,
   query: ExternalMetricQuery,
-): ExternalMetricValueList {
+): readonly PublishedScaler[] {
   const { namespace, metric, selector } = query;
   const matched = selectScalers(store, namespace, selector);
   if (matched.length === 0) {
@@ -167,6 +167,16 @@ export function answerExternalMetricQuery(
       { name: metric.name, group: EXTERNAL_GROUP },
     );
   }
+  return matched;
+}
+
+/** The answer to a prepared external-metrics read from what the store holds now. */
+export function answerExternalMetricQuery(
+  store: DecisionStore,
+  query: ExternalMetricQuery,
+): ExternalMetricValueList {
+  const { metric } = query;
+  const matched = externalMetricScalers(store, query);
   return renderOr500(() => externalMetricValueList(metric, readValues(metric, matched)), metric);
 }
 
@@ -222,6 +232,16 @@ export function prepareCustomMetricQuery(request: CustomMetricRequest): CustomMe
 
 /** The answer to a prepared custom-metrics read from what the store holds now. */
 export function answerCustomMetricQuery(store: DecisionStore, query: CustomMetricQuery): MetricValueList {
+  const { metric } = query;
+  const selected = customMetricScalers(store, query);
+  return renderOr500(() => customMetricValueList(metric, readValues(metric, selected)), metric);
+}
+
+/** The scalers a prepared custom-metrics read serves, in order; throws the 404s when none match. */
+export function customMetricScalers(
+  store: DecisionStore,
+  query: CustomMetricQuery,
+): readonly PublishedScaler[] {
   const { namespace, name, metric, metricSelector, selector } = query;
   let scalers: readonly PublishedScaler[];
   if (selector !== undefined) {
@@ -245,7 +265,7 @@ export function answerCustomMetricQuery(store: DecisionStore, query: CustomMetri
       { name, group: CUSTOM_GROUP, kind: SCALER_RESOURCE },
     );
   }
-  return renderOr500(() => customMetricValueList(metric, readValues(metric, selected)), metric);
+  return selected;
 }
 
 /**
