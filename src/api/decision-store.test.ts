@@ -86,21 +86,4 @@ describe('InMemoryDecisionStore', () => {
     store.markSynced();
     expect(store.version()).toBe(settled);
   });
-
-  it('tells watchers of every entry it starts to hand out, until they stop watching', () => {
-    const store = new InMemoryDecisionStore();
-    const seen: Array<[string, number | undefined, boolean]> = [];
-    const stop = store.watch((scaler) =>
-      seen.push([scaler.name, scaler.decision?.desiredReplicas, scaler === store.get('ns', scaler.name)]),
-    );
-    store.register('ns', 'a');
-    store.publish('ns', 'a', decision({ desiredReplicas: 2 }));
-    store.remove('ns', 'a');
-    stop();
-    store.publish('ns', 'b', decision());
-    expect(seen).toEqual([
-      ['a', undefined, true],
-      ['a', 2, true],
-    ]);
-  });
 });

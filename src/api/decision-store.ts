@@ -31,12 +31,6 @@ export interface DecisionStore {
    * unchanged; a store without it gets every answer built afresh.
    */
   version?(): number;
-  /**
-   * Optional: calls `listener` synchronously with every entry the store starts to hand out (after
-   * each register and publish), so a reader can prepare what it serves before a request asks.
-   * Returns the function that stops the calls. Listeners must not throw.
-   */
-  watch?(listener: (scaler: PublishedScaler) => void): () => void;
 }
 
 /**
@@ -50,7 +44,6 @@ export class InMemoryDecisionStore implements DecisionStore {
   private allCache: readonly PublishedScaler[] | undefined;
   private isSynced = false;
   private changes = 0;
-  private readonly listeners = new Set<(scaler: PublishedScaler) => void>();
 
   get(namespace: string, name: string): PublishedScaler | undefined {
     return this.byNamespace.get(namespace)?.get(name);
@@ -79,15 +72,6 @@ export class InMemoryDecisionStore implements DecisionStore {
   /** Bumped by every register, publish and effective remove; answers cached before it are stale. */
   version(): number {
     return this.changes;
-  }
-
-  watch(listener: (scaler: PublishedScaler) => void): () => void {
-    // A wrapper per call, so the same function watched twice is called twice and stopped once each.
-    const entry = (scaler: PublishedScaler) => listener(scaler);
-    this.listeners.add(entry);
-    return () => {
-      this.listeners.delete(entry);
-    };
   }
 
   /** Declares a configured scaler (no decision yet); keeps an existing decision. */
@@ -135,10 +119,8 @@ export class InMemoryDecisionStore implements DecisionStore {
       scalers = new Map();
       this.byNamespace.set(entry.namespace, scalers);
     }
-    const frozen = Object.freeze(entry);
-    scalers.set(entry.name, frozen);
+    scalers.set(entry.name, Object.freeze(entry));
     this.invalidate(entry.namespace);
-    for (const listener of this.listeners) listener(frozen);
   }
 
   private invalidate(namespace: string): void {

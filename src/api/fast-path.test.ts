@@ -7,10 +7,18 @@ import type { ApiAppDeps, ApiLogger } from './app.ts';
 import { createApiApp } from './app.ts';
 import type { AuthenticationResult, AuthorizationDecision, Authorizer } from './auth.ts';
 import { authenticatedUsersAuthorizer } from './auth.ts';
+import { SERVED_METRICS } from './catalog.ts';
 import type { DecisionStore, PublishedScaler } from './decision-store.ts';
 import { InMemoryDecisionStore } from './decision-store.ts';
-import { createApiRequestListener, createFastPath, parseFastRoute } from './fast-path.ts';
+import { createApiRequestListener, createFastPath, parseFastRoute, Renderings } from './fast-path.ts';
 import { createApiMetrics } from './metrics.ts';
+import {
+  answerCustomMetricQuery,
+  answerExternalMetricQuery,
+  prepareCustomMetricQuery,
+  prepareExternalMetricQuery,
+  queryKeda,
+} from './queries.ts';
 
 /**
  * The fast path against the express app it stands in front of: the same request to a server with
@@ -73,18 +81,11 @@ async function withFastPath(deps: ApiAppDeps, routeCacheEntries?: number): Promi
   const fast = createFastPath(deps, routeCacheEntries === undefined ? {} : { routeCacheEntries });
   const fastAnswered: boolean[] = [];
   const { server, base } = await listen((req, res) => {
-    const answered = fast.handle(req, res);
+    const answered = fast(req, res);
     fastAnswered.push(answered);
     if (!answered) app(req, res);
   });
-  return {
-    base,
-    fastAnswered,
-    close: () => {
-      fast.close();
-      return stop(server);
-    },
-  };
+  return { base, fastAnswered, close: () => stop(server) };
 }
 
 async function expressOnly(deps: ApiAppDeps): Promise<Harness> {
@@ -655,46 +656,56 @@ describe('authorization and draining on the fast path', () => {
   });
 });
 
-describe('serialising on publish', () => {
-  it('serialises each published scaler once, when the store publishes it, and stops on close', async () => {
-    const store = new InMemoryDecisionStore();
-    const path = `${EXTERNAL}/namespaces/inference/tokenscaler_desired_replicas?${sel('tokenscaler.dev/name=a')}`;
-    let watchers = 0;
-    const watched: DecisionStore = {
-      get: (ns, name) => store.get(ns, name),
-      list: (ns) => store.list(ns),
-      synced: () => store.synced(),
-      version: () => store.version(),
-      watch: (listener) => {
-        watchers += 1;
-        const stop = store.watch(listener);
-        return () => {
-          watchers -= 1;
-          stop();
-        };
-      },
-    };
-    const harness = await withFastPath(depsFor(watched));
-    expect(watchers).toBe(1);
-    try {
-      store.publish('inference', 'a', decision({ desiredReplicas: 4 }));
-      const value = (served: Served) =>
-        (JSON.parse(served.body) as { items: Array<{ value: string }> }).items[0]?.value;
-      expect(value(await call(harness.base, path, { identity: 'hpa' }))).toBe('4');
-      store.publish('inference', 'a', decision({ desiredReplicas: 5 }));
-      expect(value(await call(harness.base, path, { identity: 'hpa' }))).toBe('5');
-    } finally {
-      await harness.close();
+describe('Renderings', () => {
+  it('serialises lists exactly as JSON.stringify of the generic answer, per entry', () => {
+    const store = quirkyStore();
+    const renderings = new Renderings();
+    const inference = ['llama-70b', 'llama-8b'].map(
+      (name) => store.get('inference', name) as PublishedScaler,
+    );
+    for (const metric of SERVED_METRICS) {
+      for (const scalers of [inference.slice(0, 1), inference]) {
+        const query = prepareExternalMetricQuery(
+          'inference',
+          metric.name,
+          `tokenscaler.dev/name in (${scalers.map((scaler) => scaler.name).join(',')})`,
+        );
+        let generic: string | undefined;
+        try {
+          generic = JSON.stringify(answerExternalMetricQuery(store, query));
+        } catch {
+          generic = undefined;
+        }
+        expect(renderings.externalList(metric, scalers)).toBe(generic);
+        const custom = prepareCustomMetricQuery({
+          namespace: 'inference',
+          resource: 'tokenscalers.tokenscaler.dev',
+          name: scalers[0]?.name ?? '',
+          metric: metric.name,
+        });
+        let genericCustom: string | undefined;
+        try {
+          genericCustom = JSON.stringify(answerCustomMetricQuery(store, custom));
+        } catch {
+          genericCustom = undefined;
+        }
+        expect(renderings.customList(metric, scalers.slice(0, 1))).toBe(genericCustom);
+      }
     }
-    expect(watchers).toBe(0);
+    const before = store.get('inference', 'llama-70b') as PublishedScaler;
+    expect(renderings.keda(before)).toBe(JSON.stringify(queryKeda(store, 'inference', 'llama-70b')));
+    store.publish('inference', 'llama-70b', decision({ desiredReplicas: 9 }));
+    const after = store.get('inference', 'llama-70b') as PublishedScaler;
+    expect(renderings.keda(after)).toBe(JSON.stringify(queryKeda(store, 'inference', 'llama-70b')));
+    expect(renderings.keda(after)).not.toBe(renderings.keda(before));
+    expect(renderings.keda(store.get('inference', 'new') as PublishedScaler)).toBeUndefined();
   });
 });
 
 describe('createApiRequestListener', () => {
   it('serves the polled reads and everything else from one listener', async () => {
     const deps = depsFor(sampleStore());
-    const requests = createApiRequestListener(deps);
-    const { server, base } = await listen(requests.listener);
+    const { server, base } = await listen(createApiRequestListener(deps));
     try {
       const metric = await call(
         base,
@@ -705,7 +716,6 @@ describe('createApiRequestListener', () => {
       expect((await call(base, EXTERNAL, { identity: 'hpa' })).status).toBe(200);
       expect((await call(base, '/readyz')).body).toBe('ok');
     } finally {
-      requests.close();
       await stop(server);
     }
   });

@@ -55,12 +55,8 @@ export interface FastPathOptions {
   routeCacheEntries?: number;
 }
 
-export interface FastPath {
-  /** Answers the request and returns true, or returns false having written nothing (express answers). */
-  handle(request: IncomingMessage, response: ServerResponse): boolean;
-  /** Stops watching the store. */
-  close(): void;
-}
+/** Answers the request and returns true, or returns false having written nothing (express answers). */
+export type FastPath = (request: IncomingMessage, response: ServerResponse) => boolean;
 
 export const DEFAULT_ROUTE_CACHE_ENTRIES = 4096;
 /**
@@ -205,23 +201,19 @@ export function parseFastRoute(url: string): Route | undefined {
     }
     answer = (store, renderings) => {
       const scaler = store.get(namespace, name);
-      const rendered = scaler === undefined ? undefined : renderings.of(scaler).keda;
+      const rendered = scaler === undefined ? undefined : renderings.keda(scaler);
       return rendered ?? JSON.stringify(queryKeda(store, namespace, name));
     };
   }
   return { label, pathname, attributes: requestAttributes('GET', pathname), answer, cached: undefined };
 }
 
-/** What one published scaler serves, serialised; undefined where the generic path must answer. */
-interface Rendered {
-  /** Items of ExternalMetricValueList and MetricValueList, by index in SERVED_METRICS. */
-  external: ReadonlyArray<string | undefined>;
-  custom: ReadonlyArray<string | undefined>;
-  keda: string | undefined;
-}
-
-const NOTHING_RENDERED: Rendered = { external: [], custom: [], keda: undefined };
-const METRIC_INDEX = new Map<ServedMetric, number>(SERVED_METRICS.map((metric, index) => [metric, index]));
+/** Where a scaler's serialised items sit: external items, then custom items, by metric; then KEDA. */
+const METRIC_SLOT = new Map<ServedMetric, number>(SERVED_METRICS.map((metric, index) => [metric, index]));
+const CUSTOM_OFFSET = SERVED_METRICS.length;
+const KEDA_SLOT = 2 * SERVED_METRICS.length;
+/** A slot not serialised yet; `undefined` in a slot means "cannot be served, ask the generic path". */
+const PENDING = null;
 
 /** A list's JSON split around its items, e.g. `{"kind":...,"items":[` and `]}`. */
 function listParts(emptyList: object): { head: string; tail: string } {
@@ -243,59 +235,69 @@ function serialised(build: () => unknown): string | undefined {
   }
 }
 
-function render(scaler: PublishedScaler): Rendered {
+function renderSlot(scaler: PublishedScaler, slot: number): string | undefined {
   const decision = scaler.decision;
-  if (decision === undefined) return NOTHING_RENDERED;
-  const each = (item: (metric: ServedMetric, value: number) => unknown) =>
-    SERVED_METRICS.map((metric) => {
-      const value = metric.read(decision);
-      return value === undefined ? undefined : serialised(() => item(metric, value));
-    });
-  return {
-    external: each((metric, value) => externalMetricValue(metric, { scaler, decision, value })),
-    custom: each((metric, value) => customMetricValue(metric, { scaler, decision, value })),
-    keda: serialised(() => kedaBody(scaler, decision)),
-  };
+  if (decision === undefined) return undefined;
+  if (slot === KEDA_SLOT) return serialised(() => kedaBody(scaler, decision));
+  const custom = slot >= CUSTOM_OFFSET;
+  const metric = SERVED_METRICS[custom ? slot - CUSTOM_OFFSET : slot];
+  const value = metric?.read(decision);
+  if (metric === undefined || value === undefined) return undefined;
+  const served = { scaler, decision, value };
+  return serialised(() => (custom ? customMetricValue(metric, served) : externalMetricValue(metric, served)));
 }
 
 /**
- * Serialised items per published scaler, made when the store publishes it (`watch`), so that a
- * read after a publish, which is every HPA read in a cluster where the reconcile tick matches the
- * HPA's sync period, concatenates strings instead of building and stringifying objects. Items are
- * `JSON.stringify` of the same builders the express routes use, and `JSON.stringify` of a list is
- * its head, its items' JSON joined by commas, and its tail: the bodies are byte for byte the same.
- * Keyed by entry: a store hands out a new entry on every change, and dropped entries are collected.
+ * Serialised items per published scaler, each made the first time it is read. The answer cache
+ * of a route goes stale whenever any scaler is published (the store has one version); these stay
+ * valid until their own scaler is published again, so a read after other scalers changed
+ * concatenates strings instead of building and stringifying objects. Items are `JSON.stringify`
+ * of the same builders the express routes use, and `JSON.stringify` of a list is its head, its
+ * items' JSON joined by commas, and its tail: the bodies are byte for byte the same. Keyed by
+ * entry: a store hands out a new entry on every change, and dropped entries are collected.
  */
 export class Renderings {
-  private readonly byScaler = new WeakMap<PublishedScaler, Rendered>();
+  private readonly byScaler = new WeakMap<PublishedScaler, Array<string | undefined | null>>();
 
-  of(scaler: PublishedScaler): Rendered {
-    let rendered = this.byScaler.get(scaler);
-    if (rendered === undefined) {
-      rendered = render(scaler);
-      this.byScaler.set(scaler, rendered);
+  private slot(scaler: PublishedScaler, slot: number): string | undefined {
+    let slots = this.byScaler.get(scaler);
+    if (slots === undefined) {
+      slots = new Array<string | undefined | null>(KEDA_SLOT + 1).fill(PENDING);
+      this.byScaler.set(scaler, slots);
     }
-    return rendered;
+    let json = slots[slot];
+    if (json === PENDING) {
+      json = renderSlot(scaler, slot);
+      slots[slot] = json;
+    }
+    return json;
   }
 
   /** The ExternalMetricValueList body, or undefined when a scaler's item cannot be served. */
   externalList(metric: ServedMetric, scalers: readonly PublishedScaler[]): string | undefined {
-    return this.list(EXTERNAL_LIST, scalers, (rendered) => rendered.external[METRIC_INDEX.get(metric) ?? -1]);
+    return this.list(EXTERNAL_LIST, scalers, METRIC_SLOT.get(metric));
   }
 
   /** The MetricValueList body, or undefined when a scaler's item cannot be served. */
   customList(metric: ServedMetric, scalers: readonly PublishedScaler[]): string | undefined {
-    return this.list(CUSTOM_LIST, scalers, (rendered) => rendered.custom[METRIC_INDEX.get(metric) ?? -1]);
+    const slot = METRIC_SLOT.get(metric);
+    return this.list(CUSTOM_LIST, scalers, slot === undefined ? undefined : CUSTOM_OFFSET + slot);
+  }
+
+  /** The KEDA body, or undefined when the scaler has nothing to serve. */
+  keda(scaler: PublishedScaler): string | undefined {
+    return this.slot(scaler, KEDA_SLOT);
   }
 
   private list(
     parts: { head: string; tail: string },
     scalers: readonly PublishedScaler[],
-    item: (rendered: Rendered) => string | undefined,
+    slot: number | undefined,
   ): string | undefined {
+    if (slot === undefined) return undefined;
     let body = parts.head;
     for (let index = 0; index < scalers.length; index += 1) {
-      const json = item(this.of(scalers[index] as PublishedScaler));
+      const json = this.slot(scalers[index] as PublishedScaler, slot);
       if (json === undefined) return undefined;
       body = index === 0 ? body + json : `${body},${json}`;
     }
@@ -355,8 +357,6 @@ function statusBytes(answer: StatusAnswer): Buffer {
 export function createFastPath(deps: ApiAppDeps, options: FastPathOptions = {}): FastPath {
   const routes = new RouteCache(options.routeCacheEntries ?? DEFAULT_ROUTE_CACHE_ENTRIES);
   const renderings = new Renderings();
-  // Serialise each scaler as it is published, off the request path.
-  const stopWatching = deps.store.watch?.((scaler) => renderings.of(scaler));
 
   const finish = (
     response: ServerResponse,
@@ -421,7 +421,7 @@ export function createFastPath(deps: ApiAppDeps, options: FastPathOptions = {}):
     finish(response, 'other', failure.code, statusBytes(failure), draining, started);
   };
 
-  const handle = (request: IncomingMessage, response: ServerResponse): boolean => {
+  return (request, response) => {
     if (request.method !== 'GET') return false;
     const url = request.url ?? '';
     const route = routes.get(url) ?? parseFastRoute(url);
@@ -450,30 +450,16 @@ export function createFastPath(deps: ApiAppDeps, options: FastPathOptions = {}):
     }
     return true;
   };
-
-  return { handle, close: () => stopWatching?.() };
-}
-
-export interface ApiRequestListener {
-  listener: RequestListener;
-  /** Stops the fast path watching the store (the server is closing). */
-  close(): void;
 }
 
 /**
  * The server's request listener: the fast path for the polled reads, the express app for the rest.
  * Both are built from the same dependencies, so they agree on who may read what.
  */
-export function createApiRequestListener(
-  deps: ApiAppDeps,
-  options: FastPathOptions = {},
-): ApiRequestListener {
+export function createApiRequestListener(deps: ApiAppDeps, options: FastPathOptions = {}): RequestListener {
   const app = createApiApp(deps);
   const fast = createFastPath(deps, options);
-  return {
-    listener: (request, response) => {
-      if (!fast.handle(request, response)) app(request, response);
-    },
-    close: () => fast.close(),
+  return (request, response) => {
+    if (!fast(request, response)) app(request, response);
   };
 }

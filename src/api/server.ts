@@ -166,7 +166,7 @@ export async function startApiServer(
   };
 
   // The polled metric reads take the fast path; everything else goes through the express app.
-  const requests = createApiRequestListener({
+  const listener = createApiRequestListener({
     store: deps.store,
     authenticate,
     authorizer: deps.authorizer ?? authenticatedUsersAuthorizer,
@@ -179,7 +179,7 @@ export async function startApiServer(
 
   let server: HttpServer | HttpsServer;
   if (options.insecureServing) {
-    server = createHttpServer(requests.listener);
+    server = createHttpServer(listener);
   } else {
     server = createHttpsServer(
       {
@@ -191,7 +191,7 @@ export async function startApiServer(
         minVersion: 'TLSv1.2',
         handshakeTimeout: 10_000,
       },
-      requests.listener,
+      listener,
     );
   }
   // kube-apiserver and the HPA poll every 15 s over pooled connections: keep them open between
@@ -208,7 +208,6 @@ export async function startApiServer(
   await new Promise<void>((resolve, reject) => {
     const onError = (error: unknown) => {
       server.off('listening', onListening);
-      requests.close();
       reject(new ApiListenError(options.bindAddress, options.port, error));
     };
     const onListening = () => {
@@ -291,7 +290,6 @@ export async function startApiServer(
     closing ??= (async () => {
       draining = true;
       if (timer !== undefined) clearInterval(timer);
-      requests.close();
       if (options.shutdownDelaySeconds > 0) {
         logger.info('metrics API draining: /readyz fails, still serving', {
           shutdownDelaySeconds: options.shutdownDelaySeconds,
