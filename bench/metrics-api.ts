@@ -6,7 +6,7 @@
  * (the physical limit: TLS, loopback, HTTP parsing and nothing else), side by side in one run.
  *
  *   node bench/metrics-api.ts [--rates 100,1000,2000] [--seconds 3] [--rounds 4] [--connections 5]
- *                             [--scalers 1000] [--max-seconds 3] [--goal 1.5] [--answer-cache on|off]
+ *                             [--scalers 1000] [--max-seconds 3] [--goal 1.5] [--publish none|tick]
  *
  * How the HPA calls us, and how this bench does:
  * - kube-apiserver proxies each HPA read over mutual TLS: a front-proxy client certificate
@@ -24,11 +24,15 @@
  *   HPA's resync that re-queues every HPA each 15 s. 1,000 HPAs / 15 s is about 67 reads per second,
  *   so 100 req/s is a real fleet with headroom and the higher rates are stress.
  *
- * Nothing is published while the load runs, so the real server answers every read after the first
- * of each URL from the answer it serialised for the store's version (src/api/fast-path.ts). In a
- * cluster the reconcile loop publishes every scaler each tick, about as often as the HPA reads, so
- * most reads build their answer anew: `--answer-cache off` measures that case (the server then
- * reads a store that exposes no version, and builds every answer).
+ * With `--publish none` (the default) nothing is published while the load runs, so the real server
+ * answers every read after the first of each URL from the answer it kept for the store's version
+ * (src/api/fast-path.ts). In a cluster the reconcile loop publishes every scaler each tick, about
+ * as often as the HPA reads it, so nearly every read follows a publish of its scaler and the kept
+ * answer is stale. `--publish tick` measures that: the API process republishes every scaler (a new
+ * Decision, same values, new timestamp) once per read cycle (scalers / rate seconds), spread
+ * evenly in 10 ms steps as scalers finish their observations at different times in a real tick.
+ * The publishing runs in the API process, so its CPU (including serialising each scaler as it is
+ * published) counts in the API's CPU per request. Unthrottled runs publish nothing.
  *
  * Each server runs in its own process (neither shares an event loop with the load generator, which
  * is this process). Rounds alternate the order of the servers so drift (other work on the machine)
@@ -48,7 +52,6 @@ import { createRequire } from 'node:module';
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Registry } from 'prom-client';
-import type { DecisionStore, PublishedScaler } from '../src/api/decision-store.ts';
 
 const { values } = parseArgs({
   options: {
@@ -62,7 +65,7 @@ const { values } = parseArgs({
     scalers: { type: 'string', default: '1000' },
     'max-seconds': { type: 'string', default: '3' },
     goal: { type: 'string', default: '1.5' },
-    'answer-cache': { type: 'string', default: 'on' },
+    publish: { type: 'string', default: 'none' },
   },
 });
 
@@ -114,16 +117,14 @@ async function serveApi(): Promise<void> {
   const { createApiMetrics } = await import('../src/api/metrics.ts');
   const scalers = Number(values.scalers);
   const store = new InMemoryDecisionStore();
-  const decidedAtSeconds = Math.floor(Date.now() / 1000);
-  for (let i = 0; i < scalers; i++) {
+  const publish = (i: number) => {
     const { namespace, name } = scalerAt(i);
     const replicas = expectedReplicas(i);
     const tokensPerReplica = 120_000;
     // Demand that needs exactly `replicas` at 80 % KV target: e.g. 3 replicas -> 288,000 tokens.
     const demandTokens = replicas * tokensPerReplica * 0.8;
-    store.register(namespace, name, { demandWindowSeconds: 300 });
     store.publish(namespace, name, {
-      decidedAtSeconds,
+      decidedAtSeconds: Math.floor(Date.now() / 1000),
       desiredReplicas: replicas,
       bindingConstraint: 'kv-memory',
       reason: `kv-memory: ${demandTokens} demand tokens / (${tokensPerReplica} tokens per replica x 0.8) = ${replicas} replicas`,
@@ -137,24 +138,14 @@ async function serveApi(): Promise<void> {
       fallbackActive: false,
       terms: { kvReplicas: replicas },
     });
+  };
+  for (let i = 0; i < scalers; i++) {
+    const { namespace, name } = scalerAt(i);
+    store.register(namespace, name, { demandWindowSeconds: 300 });
+    publish(i);
   }
   store.markSynced();
-  // Answer cache off: a store without `version()`, so the server cannot tell that nothing changed,
-  // handing out copies of each scaler and decision, as if each had just been published (a copy
-  // costs this process well under a microsecond). Every answer is then built from scratch, as
-  // after each reconcile tick in a cluster.
-  const fresh = (scaler: PublishedScaler | undefined): PublishedScaler | undefined =>
-    scaler === undefined
-      ? undefined
-      : { ...scaler, decision: scaler.decision === undefined ? undefined : { ...scaler.decision } };
-  const served: DecisionStore =
-    values['answer-cache'] === 'off'
-      ? {
-          get: (ns, name) => fresh(store.get(ns, name)),
-          list: (ns) => store.list(ns).map((scaler) => fresh(scaler) ?? scaler),
-          synced: () => store.synced(),
-        }
-      : store;
+  if (values.publish === 'tick') republishOnTicks(scalers, publish);
   const stderr = (level: string) => (message: string, fields?: Record<string, unknown>) =>
     process.stderr.write(`[api ${level}] ${message} ${fields ? JSON.stringify(fields) : ''}\n`);
   const server = await startApiServer(
@@ -171,7 +162,7 @@ async function serveApi(): Promise<void> {
       requestHeader: { ...DEFAULT_REQUEST_HEADER_CONFIG, allowedNames: [FRONT_PROXY_CN] },
     },
     {
-      store: served,
+      store,
       // Production wiring (cli/controller-runtime.ts) records every request in prom-client.
       metrics: createApiMetrics(new Registry()),
       logger: { info: () => undefined, warn: stderr('warn'), error: stderr('error') },
@@ -179,6 +170,38 @@ async function serveApi(): Promise<void> {
   );
   console.log(server.url);
   process.once('SIGTERM', () => void server.close().then(() => process.exit(0)));
+}
+
+/**
+ * `--publish tick`: the orchestrator sends `{ tickSeconds }` before each load (0: stop); every
+ * scaler is then republished once per tick, in index order, a share every 10 ms. Acknowledged
+ * with the same message once applied.
+ */
+function republishOnTicks(scalers: number, publish: (index: number) => void): void {
+  const STEP_MS = 10;
+  let timer: NodeJS.Timeout | undefined;
+  let next = 0;
+  process.on('message', (message: { tickSeconds?: unknown }) => {
+    const tickSeconds = Number(message.tickSeconds);
+    if (timer !== undefined) clearInterval(timer);
+    timer = undefined;
+    if (tickSeconds > 0) {
+      // e.g. 1,000 scalers at 2,000 reads/s: a 0.5 s tick, 20 publishes every 10 ms.
+      const perMs = scalers / (tickSeconds * 1000);
+      let due = 0;
+      let last = performance.now();
+      timer = setInterval(() => {
+        const now = performance.now();
+        due += (now - last) * perMs;
+        last = now;
+        for (; due >= 1; due -= 1) {
+          publish(next);
+          next = (next + 1) % scalers;
+        }
+      }, STEP_MS);
+    }
+    process.send?.({ tickSeconds });
+  });
 }
 
 async function serveBare(): Promise<void> {
@@ -236,9 +259,9 @@ interface Child {
   url: string;
 }
 
-function startChild(args: string[]): Promise<Child> {
+function startChild(args: string[], options: { ipc?: boolean } = {}): Promise<Child> {
   const child = spawn(process.execPath, [new URL(import.meta.url).pathname, ...args], {
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: options.ipc === true ? ['ignore', 'pipe', 'inherit', 'ipc'] : ['ignore', 'pipe', 'inherit'],
   });
   return new Promise((resolve, reject) => {
     const onExit = (code: number | null) => reject(new Error(`child ${args.join(' ')} exited with ${code}`));
@@ -249,6 +272,14 @@ function startChild(args: string[]): Promise<Child> {
       resolve({ process: child, url: text.trim().split('\n')[0] ?? '' });
     });
   });
+}
+
+/** `--publish tick`: sets the API process's publish tick for the next load and waits until it applies. */
+async function setPublishTick(child: Child, tickSeconds: number): Promise<void> {
+  if (child.process.send === undefined || !child.process.connected) return;
+  const applied = once(child.process, 'message');
+  child.process.send({ tickSeconds });
+  await applied;
 }
 
 async function stopChild(child: Child): Promise<void> {
@@ -388,6 +419,8 @@ async function drive(
     path: metricPath(i),
   }));
   const seen = new WeakSet<object>();
+  // --publish tick: the API process republishes every scaler once per read cycle during this load.
+  await setPublishTick(child, options.rate === undefined ? 0 : options.scalers / options.rate);
   const cpuBefore = await cpuSeconds(child.process.pid);
   const started = performance.now();
   const instance = autocannon({
@@ -423,6 +456,7 @@ async function drive(
   // cannot finish a second's quota within the second); unthrottled, it is served / wall time.
   const seconds = options.rate === undefined ? (performance.now() - started) / 1000 : options.seconds;
   const cpuAfter = await cpuSeconds(child.process.pid);
+  await setPublishTick(child, 0);
   // autocannon counts a timeout in `errors` too.
   into.failed += result.errors;
   into.seconds += seconds;
@@ -482,9 +516,9 @@ async function orchestrate(): Promise<number> {
   if (!(maxSeconds >= 0))
     throw new Error(`--max-seconds: ${values['max-seconds']} is not allowed; give 0 or more`);
   if (!(goal > 0)) throw new Error(`--goal: ${values.goal} is not allowed; give a ratio above 0`);
-  const answerCache = values['answer-cache'];
-  if (answerCache !== 'on' && answerCache !== 'off') {
-    throw new Error(`--answer-cache: ${JSON.stringify(answerCache)} is not allowed; give on or off`);
+  const publish = values.publish;
+  if (publish !== 'none' && publish !== 'tick') {
+    throw new Error(`--publish: ${JSON.stringify(publish)} is not allowed; give none or tick`);
   }
 
   const { TestPki } = await import('../test/support/certs.ts');
@@ -513,16 +547,10 @@ async function orchestrate(): Promise<number> {
       ca: Buffer.from(servingCa.certPem),
     };
 
-    children.api = await startChild([
-      '--role',
-      'api',
-      '--pki',
-      pki.dir,
-      '--scalers',
-      String(scalers),
-      '--answer-cache',
-      answerCache,
-    ]);
+    children.api = await startChild(
+      ['--role', 'api', '--pki', pki.dir, '--scalers', String(scalers), '--publish', publish],
+      { ipc: publish === 'tick' },
+    );
     const body = await checkApi(children.api.url, credentials, scalers);
     console.log(
       'check: the metrics API answers the replicas of each scaler, and 401 without a certificate (it logs that)',
@@ -572,7 +600,7 @@ async function orchestrate(): Promise<number> {
       connections,
       scalers,
       goal,
-      answerCache: answerCache === 'on',
+      publish,
       bodyBytes: body.length,
       fixed,
       saturated,
@@ -591,7 +619,7 @@ function report(run: {
   connections: number;
   scalers: number;
   goal: number;
-  answerCache: boolean;
+  publish: 'none' | 'tick';
   bodyBytes: number;
   fixed: Map<number, Record<ServerName, Sample>>;
   saturated: Record<ServerName, Sample>;
@@ -624,7 +652,7 @@ function report(run: {
   console.log(
     `\nExternal metrics API vs bare node:https, ${run.scalers} scalers, ${run.connections} connections (HPA workers), ` +
       `${run.rounds} rounds x ${run.seconds} s per rate and server, body ${run.bodyBytes} B, ` +
-      `answer cache ${run.answerCache ? 'on' : 'off (every answer built anew)'}, ` +
+      `${run.publish === 'tick' ? 'every scaler republished once per read cycle' : 'nothing published during the load'}, ` +
       `${cpus().length} CPUs, load average ${load1?.toFixed(2)} at the end\n`,
   );
   const header = `${'rate/s'.padEnd(8)}${'server'.padEnd(8)}${'p50 ms'.padStart(10)}${'p99 ms'.padStart(10)}${'max ms'.padStart(10)}${'req/s'.padStart(10)}${'CPU us/req'.padStart(11)}${'samples'.padStart(9)}`;
@@ -660,7 +688,7 @@ function report(run: {
       connections: run.connections,
       rounds: run.rounds,
       secondsPerRun: run.seconds,
-      answerCache: run.answerCache,
+      publish: run.publish,
       bodyBytes: run.bodyBytes,
       goalP99Ratio: run.goal,
       meetsGoal,

@@ -27,8 +27,10 @@ export interface DecisionStore {
   synced(): boolean;
   /**
    * Optional change counter: a number that differs whenever anything `get` or `list` returns may
-   * have changed (register, publish, remove). The API reuses a serialised answer only while it is
-   * unchanged; a store without it gets every answer built afresh.
+   * have changed (register, publish, remove). A store that has it also promises that an entry it
+   * handed out never changes: a change hands out a new entry. The API then reuses serialised
+   * answers while the version holds, and serialised items while the entry is the same; a store
+   * without it gets every answer built afresh.
    */
   version?(): number;
 }

@@ -545,9 +545,12 @@ describe('answers follow the store', () => {
   });
 
   it('builds every answer afresh for a store without a version (even one that changes in place)', async () => {
-    const scalers = new Map<string, PublishedScaler>([
-      ['a', { namespace: 'inference', name: 'a', decision: decision({ desiredReplicas: 3 }) }],
-    ]);
+    const a: { namespace: string; name: string; decision: PublishedScaler['decision'] } = {
+      namespace: 'inference',
+      name: 'a',
+      decision: decision({ desiredReplicas: 3 }),
+    };
+    const scalers = new Map<string, PublishedScaler>([['a', a]]);
     const store: DecisionStore = {
       get: (ns, name) => (ns === 'inference' ? scalers.get(name) : undefined),
       list: (ns) => (ns === 'inference' || ns === undefined ? [...scalers.values()] : []),
@@ -558,6 +561,11 @@ describe('answers follow the store', () => {
       expect(value(await call(harness.base, path('a'), { identity: 'hpa' }))).toBe('3');
       scalers.set('a', { namespace: 'inference', name: 'a', decision: decision({ desiredReplicas: 9 }) });
       expect(value(await call(harness.base, path('a'), { identity: 'hpa' }))).toBe('9');
+      a.decision = decision({ desiredReplicas: 4 });
+      scalers.set('a', a);
+      expect(value(await call(harness.base, path('a'), { identity: 'hpa' }))).toBe('4');
+      a.decision = decision({ desiredReplicas: 6 });
+      expect(value(await call(harness.base, path('a'), { identity: 'hpa' }))).toBe('6');
     } finally {
       await harness.close();
     }

@@ -91,7 +91,7 @@ interface Route {
   /** What the authorizer sees, derived as the express app derives it. */
   attributes: RequestAttributes;
   /** The JSON body from the store now; throws as the query functions do. */
-  answer: (store: DecisionStore, renderings: Renderings) => string;
+  answer: (store: DecisionStore, renderings: Renderings | undefined) => string;
   cached: CachedAnswer | undefined;
 }
 
@@ -161,7 +161,7 @@ export function parseFastRoute(url: string): Route | undefined {
       const query = prepared();
       const scalers = externalMetricScalers(store, query);
       return (
-        renderings.externalList(query.metric, scalers) ??
+        renderings?.externalList(query.metric, scalers) ??
         JSON.stringify(answerExternalMetricQuery(store, query))
       );
     };
@@ -190,7 +190,7 @@ export function parseFastRoute(url: string): Route | undefined {
       const query = prepared();
       const scalers = customMetricScalers(store, query);
       return (
-        renderings.customList(query.metric, scalers) ?? JSON.stringify(answerCustomMetricQuery(store, query))
+        renderings?.customList(query.metric, scalers) ?? JSON.stringify(answerCustomMetricQuery(store, query))
       );
     };
   } else {
@@ -201,7 +201,7 @@ export function parseFastRoute(url: string): Route | undefined {
     }
     answer = (store, renderings) => {
       const scaler = store.get(namespace, name);
-      const rendered = scaler === undefined ? undefined : renderings.keda(scaler);
+      const rendered = scaler === undefined ? undefined : renderings?.keda(scaler);
       return rendered ?? JSON.stringify(queryKeda(store, namespace, name));
     };
   }
@@ -254,7 +254,8 @@ function renderSlot(scaler: PublishedScaler, slot: number): string | undefined {
  * concatenates strings instead of building and stringifying objects. Items are `JSON.stringify`
  * of the same builders the express routes use, and `JSON.stringify` of a list is its head, its
  * items' JSON joined by commas, and its tail: the bodies are byte for byte the same. Keyed by
- * entry: a store hands out a new entry on every change, and dropped entries are collected.
+ * entry: a store with a version hands out a new entry on every change, and dropped entries are
+ * collected.
  */
 export class Renderings {
   private readonly byScaler = new WeakMap<PublishedScaler, Array<string | undefined | null>>();
@@ -356,7 +357,8 @@ function statusBytes(answer: StatusAnswer): Buffer {
 
 export function createFastPath(deps: ApiAppDeps, options: FastPathOptions = {}): FastPath {
   const routes = new RouteCache(options.routeCacheEntries ?? DEFAULT_ROUTE_CACHE_ENTRIES);
-  const renderings = new Renderings();
+  // Only a store with a version promises entries that never change in place (see DecisionStore).
+  const renderings = deps.store.version === undefined ? undefined : new Renderings();
 
   const finish = (
     response: ServerResponse,
