@@ -99,6 +99,24 @@ export class ObservationBuilder {
     return this;
   }
 
+  /**
+   * In-flight and waiting tokens for engines without token gauges (vLLM, SGLang, TRT-LLM): both
+   * estimated from request counts, mean request sizes and the tokens held in KV (see
+   * estimateInflightTokens); waiting tokens are the waiting requests' mean prompts.
+   */
+  requestTokenEstimates(input: {
+    runningRequests: number | undefined;
+    waitingRequests: number | undefined;
+    meanInputTokens: number | undefined;
+    meanOutputTokens: number | undefined;
+    kvTokensInUse: number | undefined;
+  }): this {
+    return this.estimated('inflightTokens', estimateInflightTokens(input)).estimated(
+      'waitingTokens',
+      requestTokens(input.waitingRequests, input.meanInputTokens),
+    );
+  }
+
   percentiles(
     signal: 'requestInputTokens' | 'requestOutputTokens',
     value: TokenPercentiles | undefined,

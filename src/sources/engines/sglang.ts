@@ -18,7 +18,6 @@
 import type { EngineProfile } from '../engine-profile.ts';
 import type { Labels } from '../exposition-parser.ts';
 import {
-  estimateInflightTokens,
   fleetMean,
   fleetMin,
   fleetSum,
@@ -27,7 +26,6 @@ import {
   ObservationBuilder,
   perPodRatio,
   ratio,
-  requestTokens,
 } from '../readings.ts';
 import { capacityPerPod } from './vllm.ts';
 
@@ -114,17 +112,13 @@ export const sglangProfile: EngineProfile = {
       .measured('preemptionsPerSecond', fleetSum(r.perPod('retractions')))
       .percentiles('requestInputTokens', histogramPercentiles(input))
       .percentiles('requestOutputTokens', histogramPercentiles(output))
-      .estimated(
-        'inflightTokens',
-        estimateInflightTokens({
-          runningRequests: running,
-          waitingRequests: waiting,
-          meanInputTokens: meanInput,
-          meanOutputTokens: meanOutput,
-          kvTokensInUse: fleetSum(used),
-        }),
-      )
-      .estimated('waitingTokens', requestTokens(waiting, meanInput));
+      .requestTokenEstimates({
+        runningRequests: running,
+        waitingRequests: waiting,
+        meanInputTokens: meanInput,
+        meanOutputTokens: meanOutput,
+        kvTokensInUse: fleetSum(used),
+      });
     return out.result;
   },
 };

@@ -20,7 +20,6 @@
 import type { EngineProfile } from '../engine-profile.ts';
 import type { SeriesRef } from '../readings.ts';
 import {
-  estimateInflightTokens,
   fleetMean,
   fleetMin,
   fleetSum,
@@ -29,7 +28,6 @@ import {
   ObservationBuilder,
   perPodProduct,
   ratio,
-  requestTokens,
 } from '../readings.ts';
 
 const block = (type: string): SeriesRef => ({
@@ -118,17 +116,13 @@ export const trtllmProfile: EngineProfile = {
       .measured('generationTokensPerSecond', generationRate)
       .percentiles('requestInputTokens', histogramPercentiles(input))
       .percentiles('requestOutputTokens', histogramPercentiles(output))
-      .estimated(
-        'inflightTokens',
-        estimateInflightTokens({
-          runningRequests: running,
-          waitingRequests: waiting,
-          meanInputTokens: meanInput,
-          meanOutputTokens: meanOutput,
-          kvTokensInUse: fleetSum(perPodProduct(r.perPod('usedBlocks'), tokensPerBlock)),
-        }),
-      )
-      .estimated('waitingTokens', requestTokens(waiting, meanInput));
+      .requestTokenEstimates({
+        runningRequests: running,
+        waitingRequests: waiting,
+        meanInputTokens: meanInput,
+        meanOutputTokens: meanOutput,
+        kvTokensInUse: fleetSum(perPodProduct(r.perPod('usedBlocks'), tokensPerBlock)),
+      });
     return out.result;
   },
 };

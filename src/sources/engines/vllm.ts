@@ -20,7 +20,6 @@
 import type { EngineProfile } from '../engine-profile.ts';
 import type { Labels } from '../exposition-parser.ts';
 import {
-  estimateInflightTokens,
   fleetMean,
   fleetMin,
   fleetSum,
@@ -28,7 +27,6 @@ import {
   histogramPercentiles,
   ObservationBuilder,
   perPodProduct,
-  requestTokens,
 } from '../readings.ts';
 
 /** Capacity in tokens of one vLLM engine from its cache_config_info labels; undefined when not reported. */
@@ -112,17 +110,13 @@ export const vllmProfile: EngineProfile = {
       .measured('preemptionsPerSecond', fleetSum(r.perPod('preemptions')))
       .percentiles('requestInputTokens', histogramPercentiles(input))
       .percentiles('requestOutputTokens', histogramPercentiles(output))
-      .estimated(
-        'inflightTokens',
-        estimateInflightTokens({
-          runningRequests: running,
-          waitingRequests: waiting,
-          meanInputTokens: meanInput,
-          meanOutputTokens: meanOutput,
-          kvTokensInUse: fleetSum(perPodProduct(usage, capacity)),
-        }),
-      )
-      .estimated('waitingTokens', requestTokens(waiting, meanInput));
+      .requestTokenEstimates({
+        runningRequests: running,
+        waitingRequests: waiting,
+        meanInputTokens: meanInput,
+        meanOutputTokens: meanOutput,
+        kvTokensInUse: fleetSum(perPodProduct(usage, capacity)),
+      });
     return out.result;
   },
 };
